@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"sync"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/errutil"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// version is what the plugin reports to Vault as its RunningVersion. Release builds
+// set it with -ldflags "-X main.version=vX.Y.Z"; Vault refuses to run a plugin
+// registered with a -version that differs from it.
+var version = "v0.0.0-dev"
+
+// backend is one mount of the engine. It holds no secret data: storage is the truth.
+type backend struct {
+	*framework.Backend
+
+	// configLock guards config, the mount's settings as last read from or written
+	// to storage; nil means "read storage on next use".
+	configLock sync.RWMutex
+	config     *configEntry
+
+	// secretLocks serialise read-modify-write of one secret name without making
+	// writers of different names wait on each other.
+	secretLocks []*locksutil.LockEntry
+}
+
+// Factory is the logical.Factory Vault calls once per mount.
+func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
+	b := newBackend()
+	if err := b.Setup(ctx, conf); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func newBackend() *backend {
+	b := &backend{secretLocks: locksutil.CreateLocks()}
+	b.Backend = &framework.Backend{
+		Help:           backendHelp,
+		BackendType:    logical.TypeLogical,
+		RunningVersion: version,
+		PathsSpecial: &logical.Paths{
+			SealWrapStorage: []string{configStorageKey, secretStoragePrefix},
+		},
+		Paths:      []*framework.Path{b.pathConfig(), b.pathSecrets(), b.pathSecretsList()},
+		Invalidate: b.invalidate,
+	}
+	return b
+}
+
+// invalidate is called on performance standbys and replicas when another node
+// changed a storage key; the cached config must then be re-read.
+func (b *backend) invalidate(_ context.Context, key string) {
+	if key == configStorageKey {
+		b.configLock.Lock()
+		b.config = nil
+		b.configLock.Unlock()
+	}
+}
+
+// HandleExistenceCheck wraps the framework's check, which first converts every
+// field and returns a conversion failure as an error. Vault logs that error with
+// the offending value, which for `data` is a secret. Reporting "does not exist"
+// instead lets the request go on to its handler, where the same conversion
+// failure becomes a 400 for the caller alone.
+func (b *backend) HandleExistenceCheck(ctx context.Context, req *logical.Request) (bool, bool, error) {
+	found, exists, err := b.Backend.HandleExistenceCheck(ctx, req)
+	var userErr errutil.UserError
+	if errors.As(err, &userErr) {
+		return true, false, nil
+	}
+	return found, exists, err
+}
+
+// getJSON reads one storage entry into out; it reports false, not an error,
+// when the key is absent.
+func getJSON(ctx context.Context, s logical.Storage, key string, out interface{}) (bool, error) {
+	entry, err := s.Get(ctx, key)
+	if err != nil || entry == nil {
+		return false, err
+	}
+	if err := entry.DecodeJSON(out); err != nil {
+		return false, fmt.Errorf("decoding %q: %w", key, err)
+	}
+	return true, nil
+}
+
+// putJSON writes value as one JSON storage entry.
+func putJSON(ctx context.Context, s logical.Storage, key string, value interface{}) error {
+	entry, err := logical.StorageEntryJSON(key, value)
+	if err != nil {
+		return err
+	}
+	return s.Put(ctx, entry)
+}
+
+// wholeNumber reads an integer field strictly. The framework's TypeInt would turn
+// 1.5 into 1 and true into 1; an external plugin receives JSON numbers as
+// json.Number or float64, and CLI input as strings.
+func wholeNumber(raw interface{}) (int64, bool) {
+	switch v := raw.(type) {
+	case int:
+		return int64(v), true
+	case int64:
+		return v, true
+	case float64:
+		if v != math.Trunc(v) || math.Abs(v) > 1<<53 {
+			return 0, false
+		}
+		return int64(v), true
+	case json.Number:
+		n, err := strconv.ParseInt(string(v), 10, 64)
+		return n, err == nil
+	case string:
+		n, err := strconv.ParseInt(v, 10, 64)
+		return n, err == nil
+	}
+	return 0, false
+}
+
+// boolean reads a bool field strictly; the framework's TypeBool would accept 1.
+func boolean(raw interface{}) (bool, bool) {
+	switch v := raw.(type) {
+	case bool:
+		return v, true
+	case string:
+		switch v {
+		case "true":
+			return true, true
+		case "false":
+			return false, true
+		}
+	}
+	return false, false
+}
+
+const backendHelp = `
+The reference secrets engine stores static secrets: named sets of string
+key/value pairs, versioned, with optional check-and-set writes.
+
+Configure the mount at "config"; read, write, list and delete secrets under
+"secrets/".
+`
