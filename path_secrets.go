@@ -39,7 +39,7 @@ func (e *secretEntry) metadata() map[string]interface{} {
 func (b *backend) pathSecrets() *framework.Path {
 	return &framework.Path{
 		// A name ending in "/" is a folder and routes to pathSecretsList instead.
-		Pattern: secretStoragePrefix + `(?P<name>.*[^/])`,
+		Pattern: `(?s)` + secretStoragePrefix + `(?P<name>.*[^/])`,
 		DisplayAttrs: &framework.DisplayAttributes{
 			OperationPrefix: "reference",
 			OperationSuffix: "secret",
@@ -100,7 +100,7 @@ func (b *backend) secretWriteOperation(summary string) *framework.PathOperation 
 
 func (b *backend) pathSecretsList() *framework.Path {
 	return &framework.Path{
-		Pattern: secretStoragePrefix + `(?P<prefix>(.+/)?)$`,
+		Pattern: `(?s)` + secretStoragePrefix + `(?P<prefix>.*/)?`,
 		DisplayAttrs: &framework.DisplayAttributes{
 			OperationPrefix: "reference",
 			OperationSuffix: "secrets",

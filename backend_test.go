@@ -1,0 +1,488 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/jsonutil"
+	"github.com/hashicorp/vault/sdk/helper/testhelpers/schema"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// testStorage is in-memory storage that counts calls and fails them on demand,
+// so tests can prove what a request costs and what a storage failure leaves behind.
+type testStorage struct {
+	logical.InmemStorage
+	calls sync.Map // operation name -> *atomic.Int64
+	fail  sync.Map // operation name -> struct{}
+}
+
+var errInjected = errors.New("injected storage failure")
+
+func (s *testStorage) record(op string) error {
+	n, _ := s.calls.LoadOrStore(op, new(atomic.Int64))
+	n.(*atomic.Int64).Add(1)
+	if _, ok := s.fail.Load(op); ok {
+		return errInjected
+	}
+	return nil
+}
+
+// failOn makes every later call of the given operations ("get", "put",
+// "delete", "list") fail; failOn() with no arguments heals storage.
+func (s *testStorage) failOn(ops ...string) {
+	s.fail.Clear()
+	for _, op := range ops {
+		s.fail.Store(op, struct{}{})
+	}
+}
+
+func (s *testStorage) count(op string) int64 {
+	n, ok := s.calls.Load(op)
+	if !ok {
+		return 0
+	}
+	return n.(*atomic.Int64).Load()
+}
+
+func (s *testStorage) resetCounts() { s.calls.Clear() }
+
+func (s *testStorage) Get(ctx context.Context, key string) (*logical.StorageEntry, error) {
+	if err := s.record("get"); err != nil {
+		return nil, err
+	}
+	return s.InmemStorage.Get(ctx, key)
+}
+
+func (s *testStorage) Put(ctx context.Context, entry *logical.StorageEntry) error {
+	if err := s.record("put"); err != nil {
+		return err
+	}
+	return s.InmemStorage.Put(ctx, entry)
+}
+
+func (s *testStorage) Delete(ctx context.Context, key string) error {
+	if err := s.record("delete"); err != nil {
+		return err
+	}
+	return s.InmemStorage.Delete(ctx, key)
+}
+
+func (s *testStorage) List(ctx context.Context, prefix string) ([]string, error) {
+	if err := s.record("list"); err != nil {
+		return nil, err
+	}
+	return s.InmemStorage.List(ctx, prefix)
+}
+
+// testEnv is one mount of the backend over in-memory storage, with its log.
+type testEnv struct {
+	t       testing.TB
+	backend *backend
+	storage *testStorage
+	logs    *lockedBuffer
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func newTestEnv(t testing.TB) *testEnv {
+	t.Helper()
+	logs := &lockedBuffer{}
+	system := logical.TestSystemView()
+	system.PluginEnvironment = &logical.PluginEnvironment{VaultVersion: "1.21.0"} // read by the OpenAPI generator
+	conf := &logical.BackendConfig{
+		Logger:      hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, Output: logs}),
+		System:      system,
+		StorageView: &logical.InmemStorage{},
+	}
+	b, err := Factory(context.Background(), conf)
+	if err != nil {
+		t.Fatalf("Factory: %v", err)
+	}
+	return &testEnv{t: t, backend: b.(*backend), storage: &testStorage{}, logs: logs}
+}
+
+// result is what a Vault client would see for one request.
+type result struct {
+	status int
+	resp   *logical.Response
+	err    error
+}
+
+func (r result) errorText() string {
+	if r.err != nil {
+		return r.err.Error()
+	}
+	if r.resp != nil && r.resp.IsError() {
+		return r.resp.Error().Error()
+	}
+	return ""
+}
+
+// request sends one request the way Vault does for an external plugin: the data
+// makes a JSON round trip (numbers arrive as json.Number), writes go through the
+// existence check first, and the outcome maps to an HTTP status with Vault's own
+// logical.RespondErrorCommon. Every 2xx response is checked against the schema
+// its operation declares.
+func (e *testEnv) request(op logical.Operation, path string, data map[string]interface{}) result {
+	e.t.Helper()
+	ctx := context.Background()
+	if data != nil {
+		encoded, err := jsonutil.EncodeJSON(data)
+		if err != nil {
+			e.t.Fatalf("encoding request data: %v", err)
+		}
+		data = nil
+		if err := jsonutil.DecodeJSON(encoded, &data); err != nil {
+			e.t.Fatalf("decoding request data: %v", err)
+		}
+	}
+	req := &logical.Request{Operation: op, Path: path, Data: data, Storage: e.storage}
+
+	if op == logical.CreateOperation || op == logical.UpdateOperation {
+		found, exists, err := e.backend.HandleExistenceCheck(ctx, req)
+		if err != nil {
+			status, _ := logical.RespondErrorCommon(req, nil, err)
+			return result{status: status, err: err}
+		}
+		if found {
+			req.Operation = logical.CreateOperation
+			if exists {
+				req.Operation = logical.UpdateOperation
+			}
+		}
+	}
+
+	resp, err := e.backend.HandleRequest(ctx, req)
+	status, _ := logical.RespondErrorCommon(req, resp, err)
+	if status == 0 {
+		status = http.StatusOK
+		if resp == nil || (len(resp.Data) == 0 && len(resp.Warnings) == 0) {
+			status = http.StatusNoContent
+		}
+		if t, ok := e.t.(*testing.T); ok {
+			if p := e.backend.Route(path); p != nil {
+				schema.ValidateResponse(t, schema.GetResponseSchema(t, p, req.Operation), resp, true)
+			}
+		}
+	}
+	return result{status: status, resp: resp, err: err}
+}
+
+func (e *testEnv) read(path string) result { return e.request(logical.ReadOperation, path, nil) }
+func (e *testEnv) list(path string) result { return e.request(logical.ListOperation, path, nil) }
+func (e *testEnv) delete(path string) result {
+	return e.request(logical.DeleteOperation, path, nil)
+}
+func (e *testEnv) write(path string, data map[string]interface{}) result {
+	return e.request(logical.UpdateOperation, path, data)
+}
+
+// mustStatus fails the test unless the request got the wanted status and, for
+// errors, a message containing every given fragment.
+func (e *testEnv) mustStatus(r result, want int, fragments ...string) {
+	e.t.Helper()
+	if r.status != want {
+		e.t.Fatalf("status %d, want %d (error %q, response %#v)", r.status, want, r.errorText(), r.resp)
+	}
+	for _, f := range fragments {
+		if !strings.Contains(r.errorText(), f) {
+			e.t.Fatalf("error %q does not mention %q", r.errorText(), f)
+		}
+	}
+}
+
+// storedSecret reads a secret straight from storage, bypassing the backend.
+func (e *testEnv) storedSecret(name string) *secretEntry {
+	e.t.Helper()
+	var entry secretEntry
+	found, err := getJSON(context.Background(), &e.storage.InmemStorage, secretStorageKey(name), &entry)
+	if err != nil {
+		e.t.Fatalf("reading storage: %v", err)
+	}
+	if !found {
+		return nil
+	}
+	return &entry
+}
+
+func TestFactory_RunningVersionAndSealWrap(t *testing.T) {
+	e := newTestEnv(t)
+	if got := e.backend.PluginVersion().Version; got != version {
+		t.Fatalf("PluginVersion %q, want %q", got, version)
+	}
+	if e.backend.Type() != logical.TypeLogical {
+		t.Fatalf("backend type %v, want logical", e.backend.Type())
+	}
+	sealWrapped := strings.Join(e.backend.SpecialPaths().SealWrapStorage, ",")
+	if sealWrapped != "config,secrets/" {
+		t.Fatalf("SealWrapStorage = %q", sealWrapped)
+	}
+}
+
+func TestExistenceCheck_CreateVersusUpdate(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := context.Background()
+	check := func(path string, data map[string]interface{}) bool {
+		t.Helper()
+		req := &logical.Request{Operation: logical.UpdateOperation, Path: path, Data: data, Storage: e.storage}
+		found, exists, err := e.backend.HandleExistenceCheck(ctx, req)
+		if err != nil || !found {
+			t.Fatalf("existence check on %s: found=%v err=%v", path, found, err)
+		}
+		return exists
+	}
+	secret := map[string]interface{}{"data": map[string]interface{}{"k": "v"}}
+
+	if check("secrets/app", secret) || check("config", nil) {
+		t.Fatal("existence check reports a path that was never written")
+	}
+	e.mustStatus(e.write("secrets/app", secret), http.StatusOK)
+	e.mustStatus(e.write("config", map[string]interface{}{"cas_required": false}), http.StatusNoContent)
+	if !check("secrets/app", secret) || !check("config", nil) {
+		t.Fatal("existence check misses a stored entry")
+	}
+	e.mustStatus(e.delete("secrets/app"), http.StatusNoContent)
+	e.mustStatus(e.delete("config"), http.StatusNoContent)
+	if check("secrets/app", secret) || check("config", nil) {
+		t.Fatal("existence check reports a deleted entry")
+	}
+}
+
+func TestExistenceCheck_MalformedInputIsLeftToTheHandler(t *testing.T) {
+	e := newTestEnv(t)
+	// The framework's conversion error would quote the value; Vault logs
+	// existence-check errors, so the check must not return it.
+	data := map[string]interface{}{"data": []interface{}{"password-without-equals-sign"}}
+	req := &logical.Request{Operation: logical.UpdateOperation, Path: "secrets/app", Data: data, Storage: e.storage}
+	_, exists, err := e.backend.HandleExistenceCheck(context.Background(), req)
+	if err != nil || exists {
+		t.Fatalf("existence check: exists=%v err=%v, want false, nil", exists, err)
+	}
+	e.mustStatus(e.write("secrets/app", map[string]interface{}{"data": map[string]interface{}{"k": []interface{}{1}}}), http.StatusBadRequest, "data")
+	e.mustStatus(e.write("secrets/app", data), http.StatusBadRequest, "data")
+	if e.storedSecret("app") != nil {
+		t.Fatal("a rejected write was stored")
+	}
+}
+
+func TestInvalidate_ConfigIsReadAgainFromStorage(t *testing.T) {
+	e := newTestEnv(t)
+	e.mustStatus(e.read("config"), http.StatusOK) // caches the defaults
+
+	// Another node writes the config; this node only sees storage change.
+	if err := putJSON(context.Background(), e.storage, configStorageKey, &configEntry{MaxSecretBytes: 10, CASRequired: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.read("config").resp.Data["max_secret_bytes"]; got != defaultMaxSecretBytes {
+		t.Fatalf("before invalidation: max_secret_bytes %v, want the cached default", got)
+	}
+
+	e.backend.InvalidateKey(context.Background(), "secrets/unrelated")
+	e.storage.resetCounts()
+	e.read("config")
+	if n := e.storage.count("get"); n != 0 {
+		t.Fatalf("an unrelated key dropped the cache: %d storage reads", n)
+	}
+
+	e.backend.InvalidateKey(context.Background(), configStorageKey)
+	r := e.read("config")
+	if r.resp.Data["max_secret_bytes"] != 10 || r.resp.Data["cas_required"] != true {
+		t.Fatalf("after invalidation: %v, want the stored config", r.resp.Data)
+	}
+	e.mustStatus(e.write("secrets/app", map[string]interface{}{"data": map[string]interface{}{"k": "v"}}), http.StatusBadRequest, "cas")
+}
+
+func TestStorageCalls_PerOperation(t *testing.T) {
+	e := newTestEnv(t)
+	e.mustStatus(e.read("config"), http.StatusOK) // config is cached from here on
+	data := map[string]interface{}{"data": map[string]interface{}{"k": "v"}}
+
+	tests := []struct {
+		name    string
+		do      func() result
+		get     int64
+		put     int64
+		list    int64
+		deletes int64
+	}{
+		{"create", func() result { return e.write("secrets/app", data) }, 2, 1, 0, 0},
+		{"update", func() result { return e.write("secrets/app", data) }, 2, 1, 0, 0},
+		{"read", func() result { return e.read("secrets/app") }, 1, 0, 0, 0},
+		{"list", func() result { return e.list("secrets/") }, 0, 0, 1, 0},
+		{"delete", func() result { return e.delete("secrets/app") }, 0, 0, 0, 1},
+	}
+	for _, tt := range tests {
+		e.storage.resetCounts()
+		if r := tt.do(); r.status >= 300 {
+			t.Fatalf("%s: status %d", tt.name, r.status)
+		}
+		got := [4]int64{e.storage.count("get"), e.storage.count("put"), e.storage.count("list"), e.storage.count("delete")}
+		want := [4]int64{tt.get, tt.put, tt.list, tt.deletes}
+		if got != want {
+			t.Errorf("%s: storage calls get/put/list/delete = %v, want %v", tt.name, got, want)
+		}
+	}
+}
+
+func TestStorageFailure_Returns500AndKeepsOldValue(t *testing.T) {
+	e := newTestEnv(t)
+	original := map[string]interface{}{"data": map[string]interface{}{"k": "original"}}
+	e.mustStatus(e.write("secrets/app", original), http.StatusOK)
+	e.mustStatus(e.write("config", map[string]interface{}{"max_secret_bytes": 1000}), http.StatusNoContent)
+	update := map[string]interface{}{"data": map[string]interface{}{"k": "changed"}}
+
+	tests := []struct {
+		failing string
+		do      func() result
+	}{
+		{"get", func() result { return e.read("secrets/app") }},
+		{"get", func() result { return e.write("secrets/app", update) }},
+		{"put", func() result { return e.write("secrets/app", update) }},
+		{"put", func() result { return e.write("config", map[string]interface{}{"max_secret_bytes": 5}) }},
+		{"delete", func() result { return e.delete("secrets/app") }},
+		{"delete", func() result { return e.delete("config") }},
+		{"list", func() result { return e.list("secrets/") }},
+	}
+	for i, tt := range tests {
+		e.storage.failOn(tt.failing)
+		r := tt.do()
+		e.storage.failOn()
+		if r.status != http.StatusInternalServerError || !errors.Is(r.err, errInjected) {
+			t.Fatalf("case %d (%s fails): status %d err %v, want 500 with the storage error", i, tt.failing, r.status, r.err)
+		}
+		stored := e.storedSecret("app")
+		if stored == nil || stored.Version != 1 || stored.Data["k"] != "original" {
+			t.Fatalf("case %d (%s fails): stored secret is now %+v", i, tt.failing, stored)
+		}
+		var cfg configEntry
+		if _, err := getJSON(context.Background(), &e.storage.InmemStorage, configStorageKey, &cfg); err != nil || cfg.MaxSecretBytes != 1000 {
+			t.Fatalf("case %d (%s fails): stored config is now %+v (%v)", i, tt.failing, cfg, err)
+		}
+		if got := e.read("config").resp.Data["max_secret_bytes"]; got != 1000 {
+			t.Fatalf("case %d (%s fails): cached max_secret_bytes is now %v", i, tt.failing, got)
+		}
+	}
+}
+
+func TestStorageFailure_ConfigLoadIsRetried(t *testing.T) {
+	e := newTestEnv(t)
+	e.storage.failOn("get")
+	e.mustStatus(e.read("config"), http.StatusInternalServerError)
+	e.storage.failOn()
+	e.mustStatus(e.read("config"), http.StatusOK)
+}
+
+func TestLogs_NeverHoldSecretValues(t *testing.T) {
+	e := newTestEnv(t)
+	const value = "hunter2-Sup3rS3cret"
+	e.mustStatus(e.write("config", map[string]interface{}{"cas_required": true}), http.StatusNoContent)
+	e.mustStatus(e.write("secrets/team/app", map[string]interface{}{"data": map[string]interface{}{"password": value}, "cas": 0}), http.StatusOK)
+	e.mustStatus(e.write("secrets/team/app", map[string]interface{}{"data": []interface{}{"password=" + value}, "cas": 1}), http.StatusOK)
+	e.mustStatus(e.write("secrets/team/app", map[string]interface{}{"data": "password=" + value, "cas": 1}), http.StatusBadRequest)
+	e.mustStatus(e.write("secrets/team/app", map[string]interface{}{"data": []interface{}{value}, "cas": 2}), http.StatusBadRequest)
+	e.mustStatus(e.read("secrets/team/app"), http.StatusOK)
+	e.mustStatus(e.list("secrets/team/"), http.StatusOK)
+	e.mustStatus(e.delete("secrets/team/app"), http.StatusNoContent)
+	e.mustStatus(e.delete("config"), http.StatusNoContent)
+
+	logs := e.logs.String()
+	if !strings.Contains(logs, "secret written") || !strings.Contains(logs, "config written") {
+		t.Fatalf("the backend logged less than expected, so this test proves nothing:\n%s", logs)
+	}
+	if strings.Contains(logs, value) {
+		t.Fatalf("a secret value reached the log:\n%s", logs)
+	}
+}
+
+func TestHelp_EveryPathAndFieldIsDocumented(t *testing.T) {
+	e := newTestEnv(t)
+	for _, p := range e.backend.Paths {
+		if p.HelpSynopsis == "" || p.HelpDescription == "" {
+			t.Errorf("path %s has no help", p.Pattern)
+		}
+		for name, field := range p.Fields {
+			if field.Description == "" {
+				t.Errorf("field %q of path %s has no description", name, p.Pattern)
+			}
+		}
+		for op, handler := range p.Operations {
+			props := handler.Properties()
+			if props.Summary == "" || len(props.Responses) == 0 {
+				t.Errorf("%s %s declares no summary or responses", op, p.Pattern)
+			}
+		}
+	}
+	for _, path := range []string{"config", "secrets/app", "secrets/"} {
+		resp, err := e.backend.HandleRequest(context.Background(), &logical.Request{Operation: logical.HelpOperation, Path: path, Storage: e.storage})
+		if err != nil || !strings.Contains(fmt.Sprint(resp.Data["help"]), "##") {
+			t.Errorf("help on %s: %v, %v", path, err, resp)
+		}
+	}
+}
+
+func TestOpenAPI_DocumentsEveryPathAndResponse(t *testing.T) {
+	e := newTestEnv(t)
+	resp, err := e.backend.HandleRequest(context.Background(), &logical.Request{Operation: logical.HelpOperation, Storage: e.storage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(e.logs.String(), "error generating OpenAPI") {
+		t.Fatalf("OpenAPI generation failed:\n%s", e.logs.String())
+	}
+	doc, ok := resp.Data["openapi"].(*framework.OASDocument)
+	if !ok {
+		t.Fatalf("root help has no OpenAPI document: %#v", resp.Data)
+	}
+	want := map[string][]string{
+		"/config":            {"get", "post", "delete"},
+		"/secrets/{name}":    {"get", "post", "delete"},
+		"/secrets/":          {"get"},
+		"/secrets/{prefix}/": {"get"},
+	}
+	for path, methods := range want {
+		item, ok := doc.Paths[path]
+		if !ok {
+			t.Errorf("OpenAPI has no path %s; it has %v", path, keys(doc.Paths))
+			continue
+		}
+		ops := map[string]*framework.OASOperation{"get": item.Get, "post": item.Post, "delete": item.Delete}
+		for _, m := range methods {
+			if ops[m] == nil || len(ops[m].Responses) == 0 {
+				t.Errorf("OpenAPI %s %s: missing or without responses", m, path)
+			}
+		}
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
