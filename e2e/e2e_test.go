@@ -1,0 +1,403 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestOperator_RegisterEnableInfoWithTheCLI(t *testing.T) {
+	info := dev.mustCLI(t, "plugin", "info", "-version="+oldVersion, "secret", pluginName)
+	for _, want := range []string{oldVersion, pluginSHA[oldVersion]} {
+		if !strings.Contains(info, want) {
+			t.Fatalf("plugin info does not show %s:\n%s", want, info)
+		}
+	}
+	dev.mustCLI(t, "secrets", "enable", "-path=ref", pluginName)
+	t.Cleanup(func() { dev.cli("secrets", "disable", "ref") })
+	mount := dev.expect(t, http.StatusOK, "GET", "sys/mounts/ref", nil)
+	if got := mount.data()["running_plugin_version"]; got != oldVersion {
+		t.Fatalf("running_plugin_version %v, want %s", got, oldVersion)
+	}
+
+	dev.mustCLI(t, "write", "ref/secrets/app", "data=username=app", "data=password=x")
+	dev.mustCLI(t, "write", "ref/secrets/team/db", "data=password=y")
+	var data map[string]string
+	if err := json.Unmarshal([]byte(dev.mustCLI(t, "read", "-format=json", "-field=data", "ref/secrets/app")), &data); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(data, map[string]string{"username": "app", "password": "x"}) {
+		t.Fatalf("read -field=data: %v", data)
+	}
+	if out := dev.mustCLI(t, "list", "ref/secrets"); !strings.Contains(out, "app\nteam/") {
+		t.Fatalf("vault list:\n%s", out)
+	}
+	if out, err := dev.cli("list", "ref/secrets/nothing"); err == nil || !strings.Contains(out, "No value found") {
+		t.Fatalf("listing an empty folder: %v\n%s", err, out)
+	}
+	if out := dev.mustCLI(t, "path-help", "ref/secrets/app"); !strings.Contains(out, "cas") {
+		t.Fatalf("path-help:\n%s", out)
+	}
+}
+
+func TestAPI_ContractOverHTTP(t *testing.T) {
+	dev.enable(t, "api", oldVersion)
+
+	cfg := dev.expect(t, http.StatusOK, "GET", "api/config", nil).data()
+	if cfg["max_secret_bytes"] != float64(524288) || cfg["cas_required"] != false {
+		t.Fatalf("default config %v", cfg)
+	}
+	dev.expect(t, http.StatusNoContent, "POST", "api/config", map[string]interface{}{"max_secret_bytes": 64})
+	dev.expect(t, http.StatusNoContent, "PUT", "api/config", map[string]interface{}{"cas_required": "false"})
+	cfg = dev.expect(t, http.StatusOK, "GET", "api/config", nil).data()
+	if cfg["max_secret_bytes"] != float64(64) {
+		t.Fatalf("partial update lost max_secret_bytes: %v", cfg)
+	}
+	for _, bad := range []map[string]interface{}{
+		{"max_secret_bytes": 1.5}, {"max_secret_bytes": true}, {"max_secret_bytes": "x"},
+		{"max_secret_bytes": 0}, {"max_secret_bytes": 1048577}, {"cas_required": 1},
+	} {
+		for field := range bad {
+			dev.expect(t, http.StatusBadRequest, "POST", "api/config", bad, field)
+		}
+	}
+
+	w := dev.expect(t, http.StatusOK, "POST", "api/secrets/team/app", secretBody("username", "app", "password", "s3cr3t"))
+	if w.data()["version"] != float64(1) || w.data()["created_time"] == nil || w.data()["data"] != nil {
+		t.Fatalf("write response %s", w)
+	}
+	r := dev.expect(t, http.StatusOK, "GET", "api/secrets/team/app", nil)
+	if r.body["lease_id"] != "" || r.body["lease_duration"] != float64(0) {
+		t.Fatalf("a read carries a lease: %s", r)
+	}
+	if got := r.data()["data"]; !reflect.DeepEqual(got, map[string]interface{}{"username": "app", "password": "s3cr3t"}) {
+		t.Fatalf("read %s", r)
+	}
+	dev.expect(t, http.StatusOK, "PUT", "api/secrets/team/app", map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": 1})
+	dev.expect(t, http.StatusBadRequest, "PUT", "api/secrets/team/app", map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": 1}, "current version is 2")
+	warned := dev.expect(t, http.StatusOK, "POST", "api/secrets/x", map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "colour": "blue"})
+	if !strings.Contains(fmt.Sprint(warned.body["warnings"]), "colour") {
+		t.Fatalf("no warning for an unknown field: %s", warned)
+	}
+
+	badWrites := []struct {
+		path, fragment string
+		body           interface{}
+	}{
+		{"api/secrets/y", "data: required", map[string]interface{}{}},
+		{"api/secrets/y", "at least one key", map[string]interface{}{"data": map[string]interface{}{}}},
+		{"api/secrets/y", "keys must not be empty", secretBody("", "v")},
+		{"api/secrets/y", `"port" must be a string`, map[string]interface{}{"data": map[string]interface{}{"port": 5432}}},
+		{"api/secrets/y", `"on" must be a string`, map[string]interface{}{"data": map[string]interface{}{"on": true}}},
+		{"api/secrets/y", `"k" must be a string`, map[string]interface{}{"data": map[string]interface{}{"k": nil}}},
+		{"api/secrets/y", "max_secret_bytes", secretBody("k", strings.Repeat("v", 100))},
+		{"api/secrets/y", "cas", map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": 1.5}},
+		{"api/secrets/y", "cas", map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": true}},
+		{"api/secrets/y", "does not exist", map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": 3}},
+		{"api/secrets/a/%2E%2E/y", `".."`, secretBody("k", "v")},
+		{"api/secrets/" + strings.Repeat("n", 513), "512 bytes", secretBody("k", "v")},
+	}
+	for _, tt := range badWrites {
+		dev.expect(t, http.StatusBadRequest, "POST", tt.path, tt.body, tt.fragment)
+	}
+	dev.expect(t, http.StatusNotFound, "GET", "api/secrets/y", nil)
+
+	dev.expect(t, http.StatusNoContent, "POST", "api/config", map[string]interface{}{"cas_required": true})
+	dev.expect(t, http.StatusBadRequest, "POST", "api/secrets/y", secretBody("k", "v"), "cas: required")
+	dev.expect(t, http.StatusOK, "POST", "api/secrets/y", map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": 0})
+	dev.expect(t, http.StatusNoContent, "DELETE", "api/config", nil)
+	if cfg := dev.expect(t, http.StatusOK, "GET", "api/config", nil).data(); cfg["max_secret_bytes"] != float64(524288) || cfg["cas_required"] != false {
+		t.Fatalf("config after delete %v", cfg)
+	}
+
+	list := dev.expect(t, http.StatusOK, "LIST", "api/secrets", nil)
+	if got := list.data()["keys"]; !reflect.DeepEqual(got, []interface{}{"team/", "x", "y"}) {
+		t.Fatalf("list %s", list)
+	}
+	dev.expect(t, http.StatusOK, "GET", "api/secrets/team/?list=true", nil)
+	dev.expect(t, http.StatusNotFound, "LIST", "api/secrets/nothing/", nil)
+	dev.expect(t, http.StatusMethodNotAllowed, "GET", "api/secrets/team/", nil)
+
+	dev.expect(t, http.StatusNoContent, "DELETE", "api/secrets/y", nil)
+	dev.expect(t, http.StatusNoContent, "DELETE", "api/secrets/y", nil)
+	dev.expect(t, http.StatusNotFound, "GET", "api/secrets/y", nil)
+	again := dev.expect(t, http.StatusOK, "POST", "api/secrets/y", map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": 0})
+	if again.data()["version"] != float64(1) {
+		t.Fatalf("version after delete %s", again)
+	}
+
+	if help := dev.mustCLI(t, "path-help", "api/config"); !strings.Contains(help, "max_secret_bytes") {
+		t.Fatalf("path-help config:\n%s", help)
+	}
+	openapi := dev.expect(t, http.StatusOK, "GET", "sys/internal/specs/openapi", nil)
+	for _, p := range []string{`"/api/config"`, `"/api/secrets/{name}"`, `"/api/secrets/"`} {
+		if !strings.Contains(openapi.raw, p) {
+			t.Fatalf("Vault's OpenAPI document has no %s", p)
+		}
+	}
+}
+
+func TestMultiplexing_OneProcessServesIsolatedMounts(t *testing.T) {
+	dev.enable(t, "mux-a", oldVersion)
+	dev.enable(t, "mux-b", oldVersion)
+	dev.expect(t, http.StatusOK, "POST", "mux-a/secrets/app", secretBody("mount", "a"))
+	dev.expect(t, http.StatusOK, "POST", "mux-b/secrets/app", secretBody("mount", "b"))
+	dev.expect(t, http.StatusNoContent, "POST", "mux-a/config", map[string]interface{}{"cas_required": true})
+
+	for _, m := range []string{"a", "b"} {
+		r := dev.expect(t, http.StatusOK, "GET", "mux-"+m+"/secrets/app", nil)
+		if got := r.data()["data"].(map[string]interface{})["mount"]; got != m {
+			t.Fatalf("mux-%s reads mount %v's data", m, got)
+		}
+	}
+	dev.expect(t, http.StatusOK, "POST", "mux-b/secrets/other", secretBody("k", "v")) // cas_required is mux-a's alone
+	if pids := dev.pluginProcesses(t); len(pids) != 1 {
+		t.Fatalf("%d plugin processes for two mounts, want 1 (multiplexed): %v", len(pids), pids)
+	}
+}
+
+func TestUpgrade_NewVersionKeepsEverySecret(t *testing.T) {
+	dev.enable(t, "upgrade", oldVersion)
+	const secrets = 20
+	for i := 0; i < secrets; i++ {
+		dev.expect(t, http.StatusOK, "POST", fmt.Sprintf("upgrade/secrets/s%d", i), secretBody("i", fmt.Sprint(i)))
+	}
+	dev.expect(t, http.StatusNoContent, "POST", "upgrade/config", map[string]interface{}{"max_secret_bytes": 4096})
+
+	dev.mustCLI(t, "plugin", "register", "-sha256="+pluginSHA[newVersion], "-version="+newVersion,
+		"-command="+pluginCommand(newVersion), "secret", pluginName)
+	t.Cleanup(func() {
+		dev.cli("secrets", "disable", "upgrade")
+		dev.cli("plugin", "deregister", "-version="+newVersion, "secret", pluginName)
+	})
+	dev.mustCLI(t, "secrets", "tune", "-plugin-version="+newVersion, "upgrade")
+	// Vault 1.21's CLI ignores -mounts in the root namespace, so reload by name:
+	// every mount of the plugin restarts on the version it is tuned to.
+	dev.mustCLI(t, "plugin", "reload", "-type=secret", "-plugin="+pluginName)
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := dev.expect(t, http.StatusOK, "GET", "sys/mounts/upgrade", nil).data()["running_plugin_version"]
+		if got == newVersion {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("running_plugin_version %v after reload, want %s", got, newVersion)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for i := 0; i < secrets; i++ {
+		r := dev.expect(t, http.StatusOK, "GET", fmt.Sprintf("upgrade/secrets/s%d", i), nil)
+		if r.data()["data"].(map[string]interface{})["i"] != fmt.Sprint(i) || r.data()["version"] != float64(1) {
+			t.Fatalf("after upgrade s%d reads %s", i, r)
+		}
+	}
+	if cfg := dev.expect(t, http.StatusOK, "GET", "upgrade/config", nil).data(); cfg["max_secret_bytes"] != float64(4096) {
+		t.Fatalf("config after upgrade %v", cfg)
+	}
+	dev.expect(t, http.StatusOK, "POST", "upgrade/secrets/s0", map[string]interface{}{"data": map[string]interface{}{"i": "new"}, "cas": 1})
+}
+
+// killPlugins SIGKILLs every plugin process the dev server runs and returns how many.
+func killPlugins(t *testing.T) int {
+	t.Helper()
+	pids := dev.pluginProcesses(t)
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatalf("kill %d: %v", pid, err)
+		}
+	}
+	return len(pids)
+}
+
+// readEventually retries a read while Vault restarts a killed plugin.
+func readEventually(t *testing.T, path string) reply {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		r := dev.call(t, dev.token, "GET", path, nil)
+		if r.status == http.StatusOK || time.Now().After(deadline) {
+			return r
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestCrash_KilledPluginComesBackWithAllData(t *testing.T) {
+	dev.enable(t, "crash", oldVersion)
+	dev.expect(t, http.StatusOK, "POST", "crash/secrets/before", secretBody("k", "kept"))
+	if killPlugins(t) == 0 {
+		t.Fatal("no plugin process to kill")
+	}
+	r := dev.call(t, dev.token, "GET", "crash/secrets/before", nil)
+	t.Logf("first read after SIGKILL: %d", r.status)
+	if r = readEventually(t, "crash/secrets/before"); r.status != http.StatusOK || r.data()["data"].(map[string]interface{})["k"] != "kept" {
+		t.Fatalf("after SIGKILL: %s", r)
+	}
+
+	// Writers race a second kill; each write carries its own id twice, so a
+	// half-applied write would show as a mismatched pair.
+	const writers, perWriter = 8, 30
+	var acked [writers]atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < perWriter; i++ {
+				id := fmt.Sprintf("%d-%d", w, i)
+				if dev.call(t, dev.token, "POST", fmt.Sprintf("crash/secrets/w%d", w), secretBody("id", id, "copy", id)).status == http.StatusOK {
+					acked[w].Add(1)
+				}
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	killed := killPlugins(t)
+	wg.Wait()
+	t.Logf("killed %d plugin process(es) during the writes", killed)
+
+	for w := 0; w < writers; w++ {
+		r := readEventually(t, fmt.Sprintf("crash/secrets/w%d", w))
+		if r.status != http.StatusOK {
+			t.Fatalf("w%d: %s", w, r)
+		}
+		data := r.data()["data"].(map[string]interface{})
+		version := int64(r.data()["version"].(float64))
+		if data["id"] != data["copy"] || version < acked[w].Load() || version > perWriter {
+			t.Fatalf("w%d is inconsistent: %v, version %d, %d writes acknowledged", w, data, version, acked[w].Load())
+		}
+	}
+	if r := readEventually(t, "crash/secrets/before"); r.status != http.StatusOK {
+		t.Fatalf("after the second kill: %s", r)
+	}
+}
+
+func TestTamperedBinary_IsRefused(t *testing.T) {
+	original, err := os.ReadFile(filepath.Join(pluginDir, pluginCommand(oldVersion)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const name = "reference-tampered"
+	copyPath := filepath.Join(pluginDir, name)
+	if err := os.WriteFile(copyPath, original, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		dev.cli("plugin", "deregister", "-version="+oldVersion, "secret", name)
+		os.Remove(copyPath)
+	})
+	dev.mustCLI(t, "plugin", "register", "-sha256="+pluginSHA[oldVersion], "-version="+oldVersion, "-command="+name, "secret", name)
+
+	f, err := os.OpenFile(copyPath, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte{0})
+	f.Close()
+
+	r := dev.call(t, dev.token, "POST", "sys/mounts/tampered", map[string]interface{}{
+		"type": name, "config": map[string]interface{}{"plugin_version": oldVersion},
+	})
+	if r.status < 400 || !strings.Contains(strings.ToLower(r.raw), "checksum") {
+		t.Fatalf("enabling a tampered binary: %s", r)
+	}
+}
+
+func TestACL_CreateWithoutUpdateAndReadOnly(t *testing.T) {
+	dev.enable(t, "acl", oldVersion)
+	dev.expect(t, http.StatusOK, "POST", "acl/secrets/existing", secretBody("k", "v"))
+	policies := map[string]string{
+		"acl-creator": `path "acl/secrets/*" { capabilities = ["create"] }`,
+		"acl-reader":  `path "acl/secrets/*" { capabilities = ["read", "list"] }` + "\n" + `path "acl/secrets/" { capabilities = ["list"] }`,
+	}
+	tokens := map[string]string{}
+	for name, policy := range policies {
+		dev.expect(t, http.StatusNoContent, "PUT", "sys/policies/acl/"+name, map[string]interface{}{"policy": policy})
+		r := dev.expect(t, http.StatusOK, "POST", "auth/token/create", map[string]interface{}{"policies": []string{name}, "no_default_policy": true, "ttl": "10m"})
+		tokens[name] = r.body["auth"].(map[string]interface{})["client_token"].(string)
+	}
+
+	creator, reader := tokens["acl-creator"], tokens["acl-reader"]
+	steps := []struct {
+		token, method, path string
+		body                map[string]interface{}
+		want                int
+	}{
+		{creator, "POST", "acl/secrets/new", secretBody("k", "v"), http.StatusOK},
+		{creator, "POST", "acl/secrets/new", secretBody("k", "overwrite"), http.StatusForbidden},
+		{creator, "POST", "acl/secrets/existing", secretBody("k", "overwrite"), http.StatusForbidden},
+		{creator, "GET", "acl/secrets/new", nil, http.StatusForbidden},
+		{reader, "GET", "acl/secrets/new", nil, http.StatusOK},
+		{reader, "LIST", "acl/secrets/", nil, http.StatusOK},
+		{reader, "POST", "acl/secrets/new", secretBody("k", "x"), http.StatusForbidden},
+		{reader, "POST", "acl/secrets/fresh", secretBody("k", "x"), http.StatusForbidden},
+		{reader, "DELETE", "acl/secrets/new", nil, http.StatusForbidden},
+	}
+	for _, s := range steps {
+		var body interface{}
+		if s.body != nil {
+			body = s.body
+		}
+		if r := dev.call(t, s.token, s.method, s.path, body); r.status != s.want {
+			t.Fatalf("%s %s: %s, want %d", s.method, s.path, r, s.want)
+		}
+	}
+	for name, want := range map[string]string{"new": "v", "existing": "v"} {
+		if got := dev.expect(t, http.StatusOK, "GET", "acl/secrets/"+name, nil).data()["data"].(map[string]interface{})["k"]; got != want {
+			t.Fatalf("%s holds %v after denied writes", name, got)
+		}
+	}
+}
+
+func TestConcurrency_ThroughVault(t *testing.T) {
+	dev.enable(t, "conc", oldVersion)
+	const writers = 32
+	var ok atomic.Int64
+	var wg sync.WaitGroup
+	for i := 0; i < writers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r := dev.call(t, dev.token, "POST", "conc/secrets/shared", secretBody("writer", fmt.Sprint(i))); r.status == http.StatusOK {
+				ok.Add(1)
+			} else {
+				t.Errorf("writer %d: %s", i, r)
+			}
+		}()
+	}
+	wg.Wait()
+	if v := dev.expect(t, http.StatusOK, "GET", "conc/secrets/shared", nil).data()["version"]; v != float64(ok.Load()) || ok.Load() != writers {
+		t.Fatalf("version %v after %d successful writes", v, ok.Load())
+	}
+
+	var winners, losers atomic.Int64
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := map[string]interface{}{"data": map[string]interface{}{"winner": fmt.Sprint(i)}, "cas": writers}
+			switch r := dev.call(t, dev.token, "POST", "conc/secrets/shared", body); r.status {
+			case http.StatusOK:
+				winners.Add(1)
+			case http.StatusBadRequest:
+				losers.Add(1)
+			default:
+				t.Errorf("cas writer %d: %s", i, r)
+			}
+		}()
+	}
+	wg.Wait()
+	if winners.Load() != 1 || losers.Load() != 15 {
+		t.Fatalf("%d cas winners, %d losers; want 1 and 15", winners.Load(), losers.Load())
+	}
+}

@@ -1,0 +1,112 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestPersistence_RaftServerRestartKeepsEverything runs the operator's setup, not
+// dev mode: integrated storage on disk, init, unseal, register, enable, write;
+// then a restart and a fresh unseal must find every secret and the config.
+func TestPersistence_RaftServerRestartKeepsEverything(t *testing.T) {
+	dir := t.TempDir()
+	apiPort, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	clusterPort, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := fmt.Sprintf("127.0.0.1:%d", apiPort)
+	config := fmt.Sprintf(`
+storage "raft" {
+  path    = %q
+  node_id = "node1"
+}
+listener "tcp" {
+  address         = %q
+  cluster_address = "127.0.0.1:%d"
+  tls_disable     = true
+}
+api_addr         = "http://%s"
+cluster_addr     = "http://127.0.0.1:%d"
+plugin_directory = %q
+disable_mlock    = true
+`, filepath.Join(dir, "raft"), listen, clusterPort, listen, clusterPort, pluginDir)
+	configPath := filepath.Join(dir, "server.hcl")
+	if err := os.MkdirAll(filepath.Join(dir, "raft"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err := startServerAt(dir, listen, "-config="+configPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { s.stop() }()
+
+	initReply := s.expect(t, http.StatusOK, "PUT", "sys/init", map[string]interface{}{"secret_shares": 1, "secret_threshold": 1})
+	unsealKey := initReply.body["keys"].([]interface{})[0].(string)
+	s.token = initReply.body["root_token"].(string)
+	unseal := func() {
+		t.Helper()
+		s.expect(t, http.StatusOK, "PUT", "sys/unseal", map[string]interface{}{"key": unsealKey})
+		waitActive(t, s)
+	}
+	unseal()
+
+	s.mustCLI(t, "plugin", "register", "-sha256="+pluginSHA[oldVersion], "-version="+oldVersion,
+		"-command="+pluginCommand(oldVersion), "secret", pluginName)
+	s.mustCLI(t, "secrets", "enable", "-path=ref", pluginName)
+	const secrets = 10
+	for i := 0; i < secrets; i++ {
+		s.expect(t, http.StatusOK, "POST", fmt.Sprintf("ref/secrets/team/s%d", i), secretBody("i", fmt.Sprint(i)))
+	}
+	s.expect(t, http.StatusOK, "POST", "ref/secrets/team/s0", secretBody("i", "0-v2"))
+	s.expect(t, http.StatusNoContent, "POST", "ref/config", map[string]interface{}{"cas_required": true})
+
+	s.stop()
+	token := s.token
+	s, err = startServerAt(dir, listen, "-config="+configPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.token = token
+	unseal()
+
+	for i := 0; i < secrets; i++ {
+		r := s.expect(t, http.StatusOK, "GET", fmt.Sprintf("ref/secrets/team/s%d", i), nil)
+		want, version := fmt.Sprint(i), float64(1)
+		if i == 0 {
+			want, version = "0-v2", 2
+		}
+		if r.data()["data"].(map[string]interface{})["i"] != want || r.data()["version"] != version {
+			t.Fatalf("after restart s%d reads %s", i, r)
+		}
+	}
+	if keys := s.expect(t, http.StatusOK, "LIST", "ref/secrets/team/", nil).data()["keys"].([]interface{}); len(keys) != secrets {
+		t.Fatalf("after restart the folder lists %v", keys)
+	}
+	if cfg := s.expect(t, http.StatusOK, "GET", "ref/config", nil).data(); cfg["cas_required"] != true {
+		t.Fatalf("after restart config is %v", cfg)
+	}
+}
+
+// waitActive waits until an unsealed raft node has become the active node.
+func waitActive(t *testing.T, s *server) {
+	t.Helper()
+	for i := 0; i < 300; i++ {
+		if r := s.call(t, s.token, "GET", "sys/health", nil); r.status == http.StatusOK {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("the server did not become active:\n%s", s.logText())
+}
