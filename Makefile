@@ -1,20 +1,48 @@
 PLUGIN  := vault-plugin-secrets-reference
 VERSION ?= v0.1.0
-BIN     := bin/$(PLUGIN)
-# -trimpath and a fixed version make the build reproducible: every node of a
-# cluster must hold a byte-identical binary for the same -sha256.
+BIN     ?= bin/$(PLUGIN)
+# -trimpath, a fixed version and no cgo make the build reproducible: every node
+# of a cluster must hold a byte-identical binary for the same -sha256.
 GOBUILD := CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
+PLATFORMS := linux/amd64 linux/arm64 darwin/arm64
+# For register and enable against a Vault you already run (VAULT_ADDR, VAULT_TOKEN).
+PLUGIN_DIR ?= /etc/vault/plugins
+MOUNT      ?= ref
 
 .DEFAULT_GOAL := build
-.PHONY: build test fmt vet clean help
+.PHONY: build sha256 test unit e2e dev register enable release fmt vet clean help
 
 build: ## build the plugin into bin/ with its SHA-256 beside it
 	$(GOBUILD) -o $(BIN) .
 	sha256sum $(BIN) | cut -d' ' -f1 > $(BIN).sha256
 	@echo "$(BIN) $(VERSION) sha256 $$(cat $(BIN).sha256)"
 
-test: vet ## vet, then run the unit tests with the race detector
+sha256: build ## print the SHA-256 that vault plugin register -sha256 needs
+	@cat $(BIN).sha256
+
+test: unit e2e ## vet, unit tests with the race detector, then the tests against a real Vault
+
+unit: vet ## vet, then the unit tests with the race detector
 	go test -race -count=1 ./...
+
+e2e: ## tests against a real Vault server (built once into a cache if needed)
+	cd e2e && go vet ./... && go test -count=1 -timeout 20m ./...
+
+dev: build ## run a dev Vault on 127.0.0.1:8200 with the plugin enabled at ref/
+	e2e/dev.sh $(BIN) $(VERSION)
+
+register: build ## copy the plugin into PLUGIN_DIR and register it with VAULT_ADDR
+	install -m 0755 $(BIN) $(PLUGIN_DIR)/$(PLUGIN)
+	vault plugin register -sha256=$$(cat $(BIN).sha256) -version=$(VERSION) secret $(PLUGIN)
+
+enable: ## enable the registered plugin at MOUNT (default ref/)
+	vault secrets enable -path=$(MOUNT) $(PLUGIN)
+
+release: ## reproducible binaries for $(PLATFORMS) and their SHA256SUMS in dist/
+	rm -rf dist && mkdir -p dist
+	$(foreach p,$(PLATFORMS),GOOS=$(word 1,$(subst /, ,$(p))) GOARCH=$(word 2,$(subst /, ,$(p))) \
+		$(GOBUILD) -o dist/$(PLUGIN)_$(VERSION)_$(subst /,_,$(p)) . &&) true
+	cd dist && sha256sum $(PLUGIN)_* > SHA256SUMS && cat SHA256SUMS
 
 fmt: ## format the code
 	gofmt -w .
@@ -26,4 +54,4 @@ clean: ## remove build output
 	rm -rf bin dist
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'

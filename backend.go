@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -68,18 +69,27 @@ func (b *backend) invalidate(_ context.Context, key string) {
 	}
 }
 
-// HandleExistenceCheck wraps the framework's check, which first converts every
-// field and returns a conversion failure as an error. Vault logs that error with
-// the offending value, which for `data` is a secret. Reporting "does not exist"
-// instead lets the request go on to its handler, where the same conversion
-// failure becomes a 400 for the caller alone.
+// HandleExistenceCheck runs the framework's check, which first converts every
+// field and fails on a value of the wrong type. Vault logs that failure, and
+// writes it unhashed to the audit log, with the framework's message quoting the
+// value: a secret, for data. Reporting "does not exist" instead lets the request
+// go on to HandleRequest, which answers the caller alone with a 400.
 func (b *backend) HandleExistenceCheck(ctx context.Context, req *logical.Request) (bool, bool, error) {
 	found, exists, err := b.Backend.HandleExistenceCheck(ctx, req)
-	var userErr errutil.UserError
-	if errors.As(err, &userErr) {
+	var conversionErr errutil.UserError
+	if errors.As(err, &conversionErr) {
 		return true, false, nil
 	}
 	return found, exists, err
+}
+
+// HandleRequest answers malformed secret data before the framework converts the
+// fields, for the same reason: its messages quote the value.
+func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
+	if resp := malformedSecretData(req); resp != nil {
+		return resp, nil
+	}
+	return b.Backend.HandleRequest(ctx, req)
 }
 
 // getJSON reads one storage entry into out; it reports false, not an error,
@@ -104,9 +114,9 @@ func putJSON(ctx context.Context, s logical.Storage, key string, value interface
 	return s.Put(ctx, entry)
 }
 
-// wholeNumber reads an integer field strictly. The framework's TypeInt would turn
-// 1.5 into 1 and true into 1; an external plugin receives JSON numbers as
-// json.Number or float64, and CLI input as strings.
+// wholeNumber reads an integer field strictly. The framework's TypeInt would
+// turn 1.5 into 1 and true into 1. An external plugin receives JSON numbers as
+// float64 (so 1.0 is 1), and CLI input as strings of decimal digits.
 func wholeNumber(raw interface{}) (int64, bool) {
 	switch v := raw.(type) {
 	case int:
@@ -122,6 +132,10 @@ func wholeNumber(raw interface{}) (int64, bool) {
 		n, err := strconv.ParseInt(string(v), 10, 64)
 		return n, err == nil
 	case string:
+		// Digits only: ParseInt alone would also take "+5" and "-0".
+		if v == "" || strings.Trim(v, "0123456789") != "" {
+			return 0, false
+		}
 		n, err := strconv.ParseInt(v, 10, 64)
 		return n, err == nil
 	}

@@ -13,9 +13,11 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/framework"
-	"github.com/hashicorp/vault/sdk/helper/jsonutil"
+	"github.com/hashicorp/vault/sdk/helper/errutil"
 	"github.com/hashicorp/vault/sdk/helper/testhelpers/schema"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/hashicorp/vault/sdk/physical"
+	"github.com/hashicorp/vault/sdk/plugin/pb"
 )
 
 // testStorage is in-memory storage that counts calls and fails them on demand,
@@ -24,6 +26,9 @@ type testStorage struct {
 	logical.InmemStorage
 	calls sync.Map // operation name -> *atomic.Int64
 	fail  sync.Map // operation name -> struct{}
+	// maxEntryBytes, when set, refuses larger entries with the error Vault's
+	// storage backends return.
+	maxEntryBytes int
 }
 
 var errInjected = errors.New("injected storage failure")
@@ -66,6 +71,9 @@ func (s *testStorage) Get(ctx context.Context, key string) (*logical.StorageEntr
 func (s *testStorage) Put(ctx context.Context, entry *logical.StorageEntry) error {
 	if err := s.record("put"); err != nil {
 		return err
+	}
+	if s.maxEntryBytes > 0 && len(entry.Value) > s.maxEntryBytes {
+		return fmt.Errorf("%s; got %d bytes, max: %d bytes", physical.ErrValueTooLarge, len(entry.Value), s.maxEntryBytes)
 	}
 	return s.InmemStorage.Put(ctx, entry)
 }
@@ -143,30 +151,32 @@ func (r result) errorText() string {
 	return ""
 }
 
-// request sends one request the way Vault does for an external plugin: the data
-// makes a JSON round trip (numbers arrive as json.Number), writes go through the
-// existence check first, and the outcome maps to an HTTP status with Vault's own
-// logical.RespondErrorCommon. Every 2xx response is checked against the schema
-// its operation declares.
+// request sends one request the way Vault sends it to an external plugin: it
+// makes the same gRPC translation both ways (JSON numbers arrive as float64),
+// a write goes through the existence check first, and the outcome maps to an
+// HTTP status with Vault's own logical.RespondErrorCommon.
 func (e *testEnv) request(op logical.Operation, path string, data map[string]interface{}) result {
 	e.t.Helper()
-	ctx := context.Background()
-	if data != nil {
-		encoded, err := jsonutil.EncodeJSON(data)
-		if err != nil {
-			e.t.Fatalf("encoding request data: %v", err)
-		}
-		data = nil
-		if err := jsonutil.DecodeJSON(encoded, &data); err != nil {
-			e.t.Fatalf("decoding request data: %v", err)
-		}
+	protoReq, err := pb.LogicalRequestToProtoRequest(&logical.Request{Operation: op, Path: path, Data: data})
+	if err != nil {
+		e.t.Fatalf("translating request: %v", err)
 	}
-	req := &logical.Request{Operation: op, Path: path, Data: data, Storage: e.storage}
+	req, err := pb.ProtoRequestToLogicalRequest(protoReq)
+	if err != nil {
+		e.t.Fatalf("translating request: %v", err)
+	}
+	req.Storage = e.storage
 
 	if op == logical.CreateOperation || op == logical.UpdateOperation {
-		found, exists, err := e.backend.HandleExistenceCheck(ctx, req)
+		found, exists, err := e.backend.HandleExistenceCheck(context.Background(), req)
 		if err != nil {
-			status, _ := logical.RespondErrorCommon(req, nil, err)
+			// Vault logs a failed existence check, and answers 400 for a
+			// UserError (the framework's conversion errors), 500 for the rest.
+			fmt.Fprintf(e.logs, "[ERROR] core: failed to run existence check: error=%q\n", err)
+			status := http.StatusInternalServerError
+			if errors.As(err, &errutil.UserError{}) {
+				status = http.StatusBadRequest
+			}
 			return result{status: status, err: err}
 		}
 		if found {
@@ -176,8 +186,27 @@ func (e *testEnv) request(op logical.Operation, path string, data map[string]int
 			}
 		}
 	}
+	return e.handle(req)
+}
 
-	resp, err := e.backend.HandleRequest(ctx, req)
+// handle is the second half of request: the handler, the response's trip back
+// through gRPC, and the status Vault would answer with. Every 2xx response is
+// checked against the schema its operation declares.
+func (e *testEnv) handle(req *logical.Request) result {
+	e.t.Helper()
+	resp, err := e.backend.HandleRequest(context.Background(), req)
+	if err != nil {
+		err = pb.ProtoErrToErr(pb.ErrToProtoErr(err))
+	}
+	if resp != nil {
+		protoResp, perr := pb.LogicalResponseToProtoResponse(resp)
+		if perr == nil {
+			resp, perr = pb.ProtoResponseToLogicalResponse(protoResp)
+		}
+		if perr != nil {
+			e.t.Fatalf("translating response: %v", perr)
+		}
+	}
 	status, _ := logical.RespondErrorCommon(req, resp, err)
 	if status == 0 {
 		status = http.StatusOK
@@ -185,7 +214,7 @@ func (e *testEnv) request(op logical.Operation, path string, data map[string]int
 			status = http.StatusNoContent
 		}
 		if t, ok := e.t.(*testing.T); ok {
-			if p := e.backend.Route(path); p != nil {
+			if p := e.backend.Route(req.Path); p != nil {
 				schema.ValidateResponse(t, schema.GetResponseSchema(t, p, req.Operation), resp, true)
 			}
 		}
@@ -283,8 +312,16 @@ func TestExistenceCheck_MalformedInputIsLeftToTheHandler(t *testing.T) {
 	if err != nil || exists {
 		t.Fatalf("existence check: exists=%v err=%v, want false, nil", exists, err)
 	}
-	e.mustStatus(e.write("secrets/app", map[string]interface{}{"data": map[string]interface{}{"k": []interface{}{1}}}), http.StatusBadRequest, "data")
-	e.mustStatus(e.write("secrets/app", data), http.StatusBadRequest, "data")
+	for _, body := range []map[string]interface{}{data, {"data": map[string]interface{}{"password": []interface{}{"password-in-a-list"}}}} {
+		r := e.write("secrets/app", body)
+		e.mustStatus(r, http.StatusBadRequest, "data")
+		if strings.Contains(r.errorText(), "password-") {
+			t.Fatalf("the error quotes the secret: %s", r.errorText())
+		}
+	}
+	if strings.Contains(e.logs.String(), "password-") {
+		t.Fatalf("the secret reached a log:\n%s", e.logs.String())
+	}
 	if e.storedSecret("app") != nil {
 		t.Fatal("a rejected write was stored")
 	}
@@ -298,7 +335,7 @@ func TestInvalidate_ConfigIsReadAgainFromStorage(t *testing.T) {
 	if err := putJSON(context.Background(), e.storage, configStorageKey, &configEntry{MaxSecretBytes: 10, CASRequired: true}); err != nil {
 		t.Fatal(err)
 	}
-	if got := e.read("config").resp.Data["max_secret_bytes"]; got != defaultMaxSecretBytes {
+	if got := e.read("config").resp.Data["max_secret_bytes"]; got != float64(defaultMaxSecretBytes) {
 		t.Fatalf("before invalidation: max_secret_bytes %v, want the cached default", got)
 	}
 
@@ -311,7 +348,7 @@ func TestInvalidate_ConfigIsReadAgainFromStorage(t *testing.T) {
 
 	e.backend.InvalidateKey(context.Background(), configStorageKey)
 	r := e.read("config")
-	if r.resp.Data["max_secret_bytes"] != 10 || r.resp.Data["cas_required"] != true {
+	if r.resp.Data["max_secret_bytes"] != float64(10) || r.resp.Data["cas_required"] != true {
 		t.Fatalf("after invalidation: %v, want the stored config", r.resp.Data)
 	}
 	e.mustStatus(e.write("secrets/app", map[string]interface{}{"data": map[string]interface{}{"k": "v"}}), http.StatusBadRequest, "cas")
@@ -363,6 +400,10 @@ func TestStorageFailure_Returns500AndKeepsOldValue(t *testing.T) {
 		{"get", func() result { return e.read("secrets/app") }},
 		{"get", func() result { return e.write("secrets/app", update) }},
 		{"put", func() result { return e.write("secrets/app", update) }},
+		// The handler's own read, after an existence check that succeeded.
+		{"get", func() result {
+			return e.handle(&logical.Request{Operation: logical.UpdateOperation, Path: "secrets/app", Data: update, Storage: e.storage})
+		}},
 		{"put", func() result { return e.write("config", map[string]interface{}{"max_secret_bytes": 5}) }},
 		{"delete", func() result { return e.delete("secrets/app") }},
 		{"delete", func() result { return e.delete("config") }},
@@ -372,7 +413,7 @@ func TestStorageFailure_Returns500AndKeepsOldValue(t *testing.T) {
 		e.storage.failOn(tt.failing)
 		r := tt.do()
 		e.storage.failOn()
-		if r.status != http.StatusInternalServerError || !errors.Is(r.err, errInjected) {
+		if r.status != http.StatusInternalServerError || !strings.Contains(r.errorText(), errInjected.Error()) {
 			t.Fatalf("case %d (%s fails): status %d err %v, want 500 with the storage error", i, tt.failing, r.status, r.err)
 		}
 		stored := e.storedSecret("app")
@@ -383,7 +424,7 @@ func TestStorageFailure_Returns500AndKeepsOldValue(t *testing.T) {
 		if _, err := getJSON(context.Background(), &e.storage.InmemStorage, configStorageKey, &cfg); err != nil || cfg.MaxSecretBytes != 1000 {
 			t.Fatalf("case %d (%s fails): stored config is now %+v (%v)", i, tt.failing, cfg, err)
 		}
-		if got := e.read("config").resp.Data["max_secret_bytes"]; got != 1000 {
+		if got := e.read("config").resp.Data["max_secret_bytes"]; got != float64(1000) {
 			t.Fatalf("case %d (%s fails): cached max_secret_bytes is now %v", i, tt.failing, got)
 		}
 	}
@@ -403,8 +444,18 @@ func TestLogs_NeverHoldSecretValues(t *testing.T) {
 	e.mustStatus(e.write("config", map[string]interface{}{"cas_required": true}), http.StatusNoContent)
 	e.mustStatus(e.write("secrets/team/app", map[string]interface{}{"data": map[string]interface{}{"password": value}, "cas": 0}), http.StatusOK)
 	e.mustStatus(e.write("secrets/team/app", map[string]interface{}{"data": []interface{}{"password=" + value}, "cas": 1}), http.StatusOK)
-	e.mustStatus(e.write("secrets/team/app", map[string]interface{}{"data": "password=" + value, "cas": 1}), http.StatusBadRequest)
-	e.mustStatus(e.write("secrets/team/app", map[string]interface{}{"data": []interface{}{value}, "cas": 2}), http.StatusBadRequest)
+	for _, bad := range []map[string]interface{}{
+		{"data": "password=" + value, "cas": 1},
+		{"data": []interface{}{value}, "cas": 2},
+		{"data": map[string]interface{}{"password": map[string]interface{}{"nested": value}}, "cas": 2},
+		{"data": []interface{}{map[string]interface{}{"password": value}}, "cas": 2},
+	} {
+		r := e.write("secrets/team/app", bad)
+		e.mustStatus(r, http.StatusBadRequest)
+		if strings.Contains(r.errorText(), value) {
+			t.Fatalf("an error message quotes the secret: %s", r.errorText())
+		}
+	}
 	e.mustStatus(e.read("secrets/team/app"), http.StatusOK)
 	e.mustStatus(e.list("secrets/team/"), http.StatusOK)
 	e.mustStatus(e.delete("secrets/team/app"), http.StatusNoContent)

@@ -27,7 +27,7 @@ func (e *testEnv) mustConfig(maxBytes int, casRequired bool) {
 	e.t.Helper()
 	r := e.read("config")
 	e.mustStatus(r, http.StatusOK)
-	if r.resp.Data["max_secret_bytes"] != maxBytes || r.resp.Data["cas_required"] != casRequired {
+	if r.resp.Data["max_secret_bytes"] != float64(maxBytes) || r.resp.Data["cas_required"] != casRequired {
 		e.t.Fatalf("config %v, want max_secret_bytes=%d cas_required=%v", r.resp.Data, maxBytes, casRequired)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/hashicorp/vault/sdk/physical"
 )
 
 const (
@@ -230,6 +231,17 @@ func parseSecretData(raw interface{}) (map[string]string, *logical.Response) {
 	return data, nil
 }
 
+// malformedSecretData answers a secret write whose data parseSecretData rejects.
+// It runs before the framework sees the request (see HandleRequest).
+func malformedSecretData(req *logical.Request) *logical.Response {
+	isWrite := req.Operation == logical.CreateOperation || req.Operation == logical.UpdateOperation
+	if !isWrite || !strings.HasPrefix(req.Path, secretStoragePrefix) || strings.HasSuffix(req.Path, "/") {
+		return nil
+	}
+	_, resp := parseSecretData(req.Data["data"])
+	return resp
+}
+
 // jsonType names the JSON type of a decoded value, for error messages that must
 // not echo the value itself.
 func jsonType(v interface{}) string {
@@ -337,6 +349,15 @@ func (b *backend) secretWrite(ctx context.Context, req *logical.Request, d *fram
 	if current != nil {
 		currentVersion = current.Version
 	}
+	// Vault chose create or update, and checked the policy for it, before this
+	// lock was taken; a concurrent write or delete may have changed the answer
+	// since. Honour the checked capability: create never overwrites.
+	if req.Operation == logical.CreateOperation && current != nil {
+		return logical.ErrorResponse("name: secret was created by another request since this write began; retry"), nil
+	}
+	if req.Operation == logical.UpdateOperation && current == nil {
+		return logical.ErrorResponse("name: secret was deleted by another request since this write began; retry"), nil
+	}
 	if hasCAS && cas != currentVersion {
 		if current == nil {
 			return logical.ErrorResponse("cas: %d does not match: the secret does not exist (use cas=0 to create it)", cas), nil
@@ -350,6 +371,11 @@ func (b *backend) secretWrite(ctx context.Context, req *logical.Request, d *fram
 		entry.CreatedTime = current.CreatedTime
 	}
 	if err := putJSON(ctx, req.Storage, secretStorageKey(name), entry); err != nil {
+		// Storage's own entry limit (raft: 1 MiB with the encryption overhead
+		// included) can be lower than max_secret_bytes allows.
+		if strings.Contains(err.Error(), physical.ErrValueTooLarge) {
+			return logical.ErrorResponse("data: too large for this Vault's storage; store less or lower max_secret_bytes"), nil
+		}
 		return nil, fmt.Errorf("writing secret: %w", err)
 	}
 	b.Logger().Debug("secret written", "name", name, "version", entry.Version)

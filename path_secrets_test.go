@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
 )
 
 func kv(pairs ...string) map[string]interface{} {
@@ -30,7 +32,7 @@ func TestSecretWrite_CreatesAndReadsBack(t *testing.T) {
 	before := time.Now().UTC()
 	w := e.write("secrets/team/app/db", kv("username", "app", "password", "s3cr3t"))
 	e.mustStatus(w, http.StatusOK)
-	if w.resp.Data["version"] != int64(1) || w.resp.Secret != nil {
+	if w.resp.Data["version"] != float64(1) || w.resp.Secret != nil {
 		t.Fatalf("write response %#v", w.resp)
 	}
 	if len(w.resp.Data) != 3 {
@@ -42,8 +44,8 @@ func TestSecretWrite_CreatesAndReadsBack(t *testing.T) {
 	if r.resp.Secret != nil {
 		t.Fatal("a read returned a Secret, so Vault would create a lease for it")
 	}
-	wantData := map[string]string{"username": "app", "password": "s3cr3t"}
-	if !reflect.DeepEqual(r.resp.Data["data"], wantData) || r.resp.Data["version"] != int64(1) {
+	wantData := map[string]interface{}{"username": "app", "password": "s3cr3t"}
+	if !reflect.DeepEqual(r.resp.Data["data"], wantData) || r.resp.Data["version"] != float64(1) {
 		t.Fatalf("read %v", r.resp.Data)
 	}
 	created, err := time.Parse(time.RFC3339Nano, r.resp.Data["created_time"].(string))
@@ -54,7 +56,7 @@ func TestSecretWrite_CreatesAndReadsBack(t *testing.T) {
 		t.Fatalf("times differ on the first version: %v / %v", w.resp.Data, r.resp.Data)
 	}
 	stored := e.storedSecret("team/app/db")
-	if stored == nil || stored.Version != 1 || !reflect.DeepEqual(stored.Data, wantData) {
+	if stored == nil || stored.Version != 1 || !reflect.DeepEqual(stored.Data, map[string]string{"username": "app", "password": "s3cr3t"}) {
 		t.Fatalf("stored %+v", stored)
 	}
 }
@@ -65,7 +67,7 @@ func TestSecretWrite_VersionGrowsAndCreatedTimeIsKept(t *testing.T) {
 	time.Sleep(2 * time.Millisecond)
 	second := e.write("secrets/app", kv("k", "2"))
 	e.mustStatus(second, http.StatusOK)
-	if second.resp.Data["version"] != int64(2) {
+	if second.resp.Data["version"] != float64(2) {
 		t.Fatalf("second write version %v", second.resp.Data["version"])
 	}
 	if second.resp.Data["created_time"] != first.resp.Data["created_time"] {
@@ -115,15 +117,17 @@ func TestSecretWrite_RejectsBadInputAndStoresNothing(t *testing.T) {
 		{"empty object", "secrets/app", map[string]interface{}{"data": map[string]interface{}{}}, "at least one key"},
 		{"empty list", "secrets/app", map[string]interface{}{"data": []interface{}{}}, "at least one key"},
 		{"empty key", "secrets/app", kv("", "v"), "keys must not be empty"},
-		{"empty key pair", "secrets/app", map[string]interface{}{"data": "=v"}, "data"},
+		{"empty key pair", "secrets/app", map[string]interface{}{"data": "=v"}, "keys must not be empty"},
 		{"number value", "secrets/app", map[string]interface{}{"data": map[string]interface{}{"port": 5432}}, `"port" must be a string`},
 		{"bool value", "secrets/app", map[string]interface{}{"data": map[string]interface{}{"on": true}}, `"on" must be a string`},
 		{"null value", "secrets/app", map[string]interface{}{"data": map[string]interface{}{"k": nil}}, `"k" must be a string`},
-		{"number data", "secrets/app", map[string]interface{}{"data": 5}, "data"},
-		{"pair without =", "secrets/app", map[string]interface{}{"data": "novalue"}, "data"},
-		{"list item not a string", "secrets/app", map[string]interface{}{"data": []interface{}{"a=b", 7}}, "data"},
+		{"number data", "secrets/app", map[string]interface{}{"data": 5}, "data: must be an object of strings or KEY=VALUE pairs, not a number"},
+		{"pair without =", "secrets/app", map[string]interface{}{"data": "novalue"}, "data: item 1 must be a KEY=VALUE string"},
+		{"list item not a string", "secrets/app", map[string]interface{}{"data": []interface{}{"a=b", 7}}, "data: item 2 must be a KEY=VALUE string"},
+		{"nested value", "secrets/app", map[string]interface{}{"data": map[string]interface{}{"k": []interface{}{"x"}}}, `"k" must be a string, not an array`},
 		{"duplicate key", "secrets/app", map[string]interface{}{"data": []interface{}{"a=1", "a=2"}}, `key "a" is given more than once`},
-		{"cas fraction", "secrets/app", withCAS(kv("k", "v"), 1.5), "cas"},
+		{"cas fraction", "secrets/app", withCAS(kv("k", "v"), 1.5), "cas: must be a whole number"},
+		{"cas signed text", "secrets/app", withCAS(kv("k", "v"), "+1"), "cas: must be a whole number"},
 		{"cas bool", "secrets/app", withCAS(kv("k", "v"), true), "cas"},
 		{"cas text", "secrets/app", withCAS(kv("k", "v"), "x"), "cas"},
 		{"cas negative", "secrets/app", withCAS(kv("k", "v"), -1), "cas"},
@@ -189,7 +193,7 @@ func TestSecretDelete_RemovesEverything(t *testing.T) {
 	e.mustStatus(e.delete("secrets/app"), http.StatusNoContent) // absent is fine
 	w := e.write("secrets/app", withCAS(kv("k", "v"), 0))
 	e.mustStatus(w, http.StatusOK)
-	if w.resp.Data["version"] != int64(1) {
+	if w.resp.Data["version"] != float64(1) {
 		t.Fatalf("version after delete %v, want 1", w.resp.Data["version"])
 	}
 }
@@ -227,7 +231,7 @@ func TestSecretList_SortedWithFolders(t *testing.T) {
 	for _, tt := range tests {
 		r := e.list(tt.path)
 		e.mustStatus(r, http.StatusOK)
-		if got := r.resp.Data["keys"]; !reflect.DeepEqual(got, tt.want) {
+		if got := listedKeys(t, r); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("list %s = %v, want %v", tt.path, got, tt.want)
 		}
 	}
@@ -239,8 +243,20 @@ func TestSecretList_SortedWithFolders(t *testing.T) {
 	empty.mustStatus(empty.list("secrets/"), http.StatusNotFound)
 }
 
+// listedKeys returns a list response's keys, which arrive from gRPC as []interface{}.
+func listedKeys(t *testing.T, r result) []string {
+	t.Helper()
+	raw, _ := r.resp.Data["keys"].([]interface{})
+	keys := make([]string, len(raw))
+	for i, k := range raw {
+		keys[i] = k.(string)
+	}
+	return keys
+}
+
 func TestSecretWrite_ConcurrentWritersLoseNoUpdate(t *testing.T) {
 	e := newTestEnv(t)
+	e.mustStatus(e.write("secrets/shared", kv("writer", "first")), http.StatusOK)
 	const writers = 64
 	var wg sync.WaitGroup
 	var succeeded atomic.Int64
@@ -256,8 +272,56 @@ func TestSecretWrite_ConcurrentWritersLoseNoUpdate(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if got := e.storedSecret("shared").Version; got != succeeded.Load() || got != writers {
-		t.Fatalf("final version %d after %d successful writes", got, succeeded.Load())
+	if got := e.storedSecret("shared").Version; got != 1+succeeded.Load() || got != 1+writers {
+		t.Fatalf("final version %d after 1+%d successful writes", got, succeeded.Load())
+	}
+}
+
+// Vault decides create or update, and checks the policy for it, before the
+// handler takes the lock: of writers racing to create one name, only one may
+// create, or a create-only policy could overwrite.
+func TestSecretWrite_RacingCreatesHaveOneWinner(t *testing.T) {
+	e := newTestEnv(t)
+	const creators = 32
+	var wg sync.WaitGroup
+	var winner atomic.Value
+	var losers atomic.Int64
+	start := make(chan struct{})
+	for i := 0; i < creators; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			req := &logical.Request{Operation: logical.CreateOperation, Path: "secrets/new", Storage: e.storage,
+				Data: kv("creator", fmt.Sprint(i))}
+			switch r := e.handle(req); r.status {
+			case http.StatusOK:
+				winner.Store(fmt.Sprint(i))
+			case http.StatusBadRequest:
+				if !strings.Contains(r.errorText(), "created by another request") {
+					t.Errorf("creator %d: %s", i, r.errorText())
+				}
+				losers.Add(1)
+			default:
+				t.Errorf("creator %d: status %d %s", i, r.status, r.errorText())
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	stored := e.storedSecret("new")
+	if losers.Load() != creators-1 || stored.Version != 1 || stored.Data["creator"] != winner.Load() {
+		t.Fatalf("%d losers; stored %+v; winner %v", losers.Load(), stored, winner.Load())
+	}
+}
+
+func TestSecretWrite_UpdateOfADeletedSecretIsRefused(t *testing.T) {
+	e := newTestEnv(t)
+	// Vault classed this write as an update, then a delete landed first.
+	req := &logical.Request{Operation: logical.UpdateOperation, Path: "secrets/gone", Storage: e.storage, Data: kv("k", "v")}
+	e.mustStatus(e.handle(req), http.StatusBadRequest, "deleted by another request")
+	if e.storedSecret("gone") != nil {
+		t.Fatal("an update created the secret")
 	}
 }
 
@@ -307,7 +371,7 @@ func TestSecrets_MixedConcurrentOperationsStayConsistent(t *testing.T) {
 					r = e.write(name, kv("k", name))
 				case 2:
 					r = e.read(name)
-					if r.status == http.StatusOK && r.resp.Data["data"].(map[string]string)["k"] != name {
+					if r.status == http.StatusOK && r.resp.Data["data"].(map[string]interface{})["k"] != name {
 						t.Errorf("%s holds another secret's data: %v", name, r.resp.Data)
 					}
 				case 3:
@@ -332,8 +396,7 @@ func TestSecrets_MixedConcurrentOperationsStayConsistent(t *testing.T) {
 			t.Fatalf("dir/%s stored as %+v", k, entry)
 		}
 	}
-	r := e.list("secrets/dir/")
-	if len(keys) > 0 && !reflect.DeepEqual(r.resp.Data["keys"], keys) {
+	if r := e.list("secrets/dir/"); len(keys) > 0 && !reflect.DeepEqual(listedKeys(t, r), keys) {
 		t.Fatalf("list %v, storage %v", r.resp.Data["keys"], keys)
 	}
 }
@@ -350,6 +413,9 @@ func FuzzSecretWrite(f *testing.F) {
 	f.Add(strings.Repeat("x", 600), "k", strings.Repeat("v", 1000), "", int64(0))
 	f.Fuzz(func(t *testing.T, name, key, value, casText string, casNumber int64) {
 		e := newTestEnv(t)
+		// Storage refuses entries a little above max_secret_bytes, as raft does
+		// near its 1 MiB limit: that must be a 400 too.
+		e.storage.maxEntryBytes = 300
 		e.mustStatus(e.write("config", map[string]interface{}{"max_secret_bytes": 256}), http.StatusNoContent)
 		bodies := []map[string]interface{}{
 			{"data": map[string]interface{}{key: value}},
@@ -387,4 +453,15 @@ func TestWholeNumber_StrictConversions(t *testing.T) {
 			t.Errorf("wholeNumber(%#v) = %d, %v; want %d, %v", tt.in, got, ok, tt.want, tt.ok)
 		}
 	}
+}
+
+func TestSecretWrite_TooLargeForStorageIs400(t *testing.T) {
+	e := newTestEnv(t)
+	e.storage.maxEntryBytes = 1000
+	e.mustStatus(e.write("config", map[string]interface{}{"max_secret_bytes": 1048576}), http.StatusNoContent)
+	e.mustStatus(e.write("secrets/big", kv("k", strings.Repeat("v", 990))), http.StatusBadRequest, "too large for this Vault's storage")
+	if e.storedSecret("big") != nil {
+		t.Fatal("an entry storage refused is stored")
+	}
+	e.mustStatus(e.write("secrets/big", kv("k", strings.Repeat("v", 800))), http.StatusOK)
 }
