@@ -49,8 +49,36 @@ func TestOperator_RegisterEnableInfoWithTheCLI(t *testing.T) {
 	}
 }
 
+// secretValue is written by TestAPI_ContractOverHTTP, well-formed and not, and
+// must never appear in the server's log or in the audit log.
+const secretValue = "Sup3r-s3cret-e2e-value"
+
 func TestAPI_ContractOverHTTP(t *testing.T) {
 	dev.enable(t, "api", oldVersion)
+	auditLog := filepath.Join(t.TempDir(), "audit.log")
+	dev.expect(t, http.StatusNoContent, "PUT", "sys/audit/api-file", map[string]interface{}{"type": "file", "options": map[string]interface{}{"file_path": auditLog}})
+	t.Cleanup(func() { dev.call(t, dev.token, "DELETE", "sys/audit/api-file", nil) })
+	defer func() {
+		audit, err := os.ReadFile(auditLog)
+		if err != nil || len(audit) == 0 {
+			t.Fatalf("no audit log: %v", err)
+		}
+		if strings.Contains(string(audit), secretValue) || strings.Contains(dev.logText(), secretValue) {
+			t.Fatal("a secret value reached the server log or the audit log")
+		}
+	}()
+	dev.expect(t, http.StatusOK, "POST", "api/secrets/logged", secretBody("password", secretValue))
+	dev.expect(t, http.StatusOK, "GET", "api/secrets/logged", nil)
+	for _, malformed := range []interface{}{secretValue, []interface{}{secretValue}, map[string]interface{}{"password": []interface{}{secretValue}}} {
+		r := dev.expect(t, http.StatusBadRequest, "POST", "api/secrets/logged", map[string]interface{}{"data": malformed}, "data")
+		if strings.Contains(r.raw, secretValue) {
+			t.Fatalf("an error quotes the secret: %s", r)
+		}
+	}
+	if out, err := dev.cli("write", "api/secrets/logged", "data="+secretValue); err == nil || strings.Contains(out, secretValue) {
+		t.Fatalf("vault write data=VALUE without a key: %v\n%s", err, out)
+	}
+	dev.expect(t, http.StatusNoContent, "DELETE", "api/secrets/logged", nil)
 
 	cfg := dev.expect(t, http.StatusOK, "GET", "api/config", nil).data()
 	if cfg["max_secret_bytes"] != float64(524288) || cfg["cas_required"] != false {
@@ -102,6 +130,8 @@ func TestAPI_ContractOverHTTP(t *testing.T) {
 		{"api/secrets/y", "max_secret_bytes", secretBody("k", strings.Repeat("v", 100))},
 		{"api/secrets/y", "cas", map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": 1.5}},
 		{"api/secrets/y", "cas", map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": true}},
+		{"api/secrets/y", "cas", map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": "+0"}},
+		{"api/secrets/y", "item 1 must be a KEY=VALUE", map[string]interface{}{"data": "no-equals-sign"}},
 		{"api/secrets/y", "does not exist", map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": 3}},
 		{"api/secrets/a/%2E%2E/y", `".."`, secretBody("k", "v")},
 		{"api/secrets/" + strings.Repeat("n", 513), "512 bytes", secretBody("k", "v")},
@@ -361,6 +391,9 @@ func TestACL_CreateWithoutUpdateAndReadOnly(t *testing.T) {
 
 func TestConcurrency_ThroughVault(t *testing.T) {
 	dev.enable(t, "conc", oldVersion)
+	// Created first: of writers racing to create a name only one may create (see
+	// TestSecretWrite_RacingCreatesHaveOneWinner); these all update.
+	dev.expect(t, http.StatusOK, "POST", "conc/secrets/shared", secretBody("writer", "first"))
 	const writers = 32
 	var ok atomic.Int64
 	var wg sync.WaitGroup
@@ -376,7 +409,7 @@ func TestConcurrency_ThroughVault(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if v := dev.expect(t, http.StatusOK, "GET", "conc/secrets/shared", nil).data()["version"]; v != float64(ok.Load()) || ok.Load() != writers {
+	if v := dev.expect(t, http.StatusOK, "GET", "conc/secrets/shared", nil).data()["version"]; v != float64(1+ok.Load()) || ok.Load() != writers {
 		t.Fatalf("version %v after %d successful writes", v, ok.Load())
 	}
 
@@ -385,7 +418,7 @@ func TestConcurrency_ThroughVault(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			body := map[string]interface{}{"data": map[string]interface{}{"winner": fmt.Sprint(i)}, "cas": writers}
+			body := map[string]interface{}{"data": map[string]interface{}{"winner": fmt.Sprint(i)}, "cas": 1 + writers}
 			switch r := dev.call(t, dev.token, "POST", "conc/secrets/shared", body); r.status {
 			case http.StatusOK:
 				winners.Add(1)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -70,7 +71,12 @@ disable_mlock    = true
 		s.expect(t, http.StatusOK, "POST", fmt.Sprintf("ref/secrets/team/s%d", i), secretBody("i", fmt.Sprint(i)))
 	}
 	s.expect(t, http.StatusOK, "POST", "ref/secrets/team/s0", secretBody("i", "0-v2"))
-	s.expect(t, http.StatusNoContent, "POST", "ref/config", map[string]interface{}{"cas_required": true})
+	s.expect(t, http.StatusNoContent, "POST", "ref/config", map[string]interface{}{"cas_required": true, "max_secret_bytes": 1048576})
+	// Within max_secret_bytes, but over raft's 1 MiB entry limit once stored:
+	// the caller's mistake, so a 400, and nothing stored.
+	huge := map[string]interface{}{"data": map[string]interface{}{"k": strings.Repeat("v", 1048560)}, "cas": 0}
+	s.expect(t, http.StatusBadRequest, "POST", "ref/secrets/huge", huge, "too large for this Vault's storage")
+	s.expect(t, http.StatusNotFound, "GET", "ref/secrets/huge", nil)
 
 	s.stop()
 	token := s.token
