@@ -1,0 +1,300 @@
+package main
+
+import (
+	"fmt"
+	"log"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+type report struct {
+	machine    string
+	pluginFile string
+	loads      []load
+	coldEnable time.Duration
+	// warmEnables are the enable-to-first-read times of mounts 2 to 50.
+	warmEnables       []float64
+	rss1, rss50       int
+	processes50       int
+	sizes             map[string]int64
+	scaleWrite        time.Duration
+	scaleList         []float64
+	scaleListRSS      int
+	bigWrite, bigRead []float64
+	bigBytes          int
+}
+
+func (r *report) resources(pluginDir string) {
+	ours := filepath.Join(pluginDir, engines[0].plugin)
+	r.pluginFile = ours
+	pids := pluginPIDs(ours)
+	if len(pids) != 1 {
+		log.Fatalf("%d reference plugin processes, want 1", len(pids))
+	}
+	r.rss1 = rssKiB(pids[0])
+	for i := 2; i <= 50; i++ {
+		mount := fmt.Sprintf("ref%d", i)
+		start := time.Now()
+		must(call("POST", "sys/mounts/"+mount, map[string]interface{}{"type": engines[0].plugin}), 204)
+		waitRead(mount + "/config")
+		r.warmEnables = append(r.warmEnables, float64(time.Since(start).Microseconds())/1000)
+		must(call("POST", mount+"/secrets/app", dataBody("v")), 200)
+	}
+	pids = pluginPIDs(ours)
+	r.processes50 = len(pids)
+	r.rss50 = rssKiB(pids[0])
+	r.sizes = map[string]int64{}
+	for _, e := range engines {
+		if e.plugin != "" {
+			info, err := os.Stat(filepath.Join(pluginDir, e.plugin))
+			check(err)
+			r.sizes[e.name] = info.Size()
+		}
+	}
+	log.Printf("RSS 1 mount %d KiB, 50 mounts %d KiB in %d process(es); enable to first read: first %v, then median %.1f ms",
+		r.rss1, r.rss50, r.processes50, r.coldEnable, median(r.warmEnables))
+}
+
+func (r *report) scale() {
+	start := time.Now()
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for w := 0; w < 32; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if s := rawCall("POST", fmt.Sprintf("ref/secrets/scale/s%06d", i), []byte(`{"data":{"k":"v"}}`)); s != 200 {
+					log.Fatalf("scale write %d: status %d", i, s)
+				}
+			}
+		}()
+	}
+	for i := 0; i < *scaleCount; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	r.scaleWrite = time.Since(start)
+	for i := 0; i < 5; i++ {
+		t0 := time.Now()
+		reply := must(call("LIST", "ref/secrets/scale/", nil), 200)
+		r.scaleList = append(r.scaleList, float64(time.Since(t0).Microseconds())/1000)
+		if n := len(reply.body["data"].(map[string]interface{})["keys"].([]interface{})); n != *scaleCount {
+			log.Fatalf("listed %d keys, want %d", n, *scaleCount)
+		}
+	}
+	r.scaleListRSS = rssKiB(pluginPIDs(r.pluginFile)[0])
+	// The largest secret the default config accepts: {"password":"…"} is 15
+	// bytes around the value.
+	r.bigBytes = 524288
+	big := dataBody(strings.Repeat("v", r.bigBytes-15))
+	for i := 0; i < 5; i++ {
+		t0 := time.Now()
+		must(call("POST", "ref/secrets/big", big), 200)
+		r.bigWrite = append(r.bigWrite, float64(time.Since(t0).Microseconds())/1000)
+		t0 = time.Now()
+		must(call("GET", "ref/secrets/big", nil), 200)
+		r.bigRead = append(r.bigRead, float64(time.Since(t0).Microseconds())/1000)
+	}
+	log.Printf("scale: %d writes in %v, list median %.0f ms; %d-byte secret: write %.1f ms, read %.1f ms",
+		*scaleCount, r.scaleWrite.Round(time.Millisecond), median(r.scaleList), r.bigBytes, median(r.bigWrite), median(r.bigRead))
+}
+
+func (r *report) write() {
+	var b strings.Builder
+	p := func(format string, args ...interface{}) { fmt.Fprintf(&b, format+"\n", args...) }
+	p("# Benchmarks")
+	p("")
+	p("Every figure here was written by `make bench`; rerun it to reproduce them on your machine.")
+	p("")
+	p("Machine: %s.", r.machine)
+	p("")
+	p("## Through Vault")
+	p("")
+	p("One dev server on loopback, four engines mounted side by side, each driven over HTTP for %v per turn in %d alternating rounds (A B C D A B C D ...). Ratios are the medians of the round-by-round ratios of the reference plugin's throughput to the other engine's.", *roundTime, *rounds)
+	p("")
+	p("- **reference**: this plugin.")
+	p("- **floor**: `bench/floor`, an external plugin that makes exactly one storage call per request and nothing else: the fastest an external plugin can be here.")
+	p("- **kv-plugin**: HashiCorp's KV engine (version 1) built as an external plugin, the peer users would pick instead.")
+	p("- **kv-builtin**: Vault's built-in KV version 1, in process: the ceiling.")
+	p("")
+	p("![throughput by concurrency](bench/throughput.svg)")
+	p("")
+	p("| op | conc. | engine | req/s | p50 | p99 | reference ÷ engine |")
+	p("|---|---|---|---|---|---|---|")
+	for _, l := range r.loads {
+		for _, e := range engines {
+			res := l.results[e.name]
+			ratio := "—"
+			if e != engines[0] {
+				ratio = fmt.Sprintf("%.2f×", median(l.ratios[e.name]))
+			}
+			p("| %s | %d | %s | %.0f | %v | %v | %s |", l.op, l.concurrency, e.name, res.rps(),
+				res.percentile(0.50).Round(time.Microsecond), res.percentile(0.99).Round(time.Microsecond), ratio)
+		}
+	}
+	p("")
+	p("### Targets")
+	p("")
+	p("| target | measured | met |")
+	p("|---|---|---|")
+	for _, t := range r.targets() {
+		p("| %s | %s | %s |", t.name, t.measured, yesNo(t.met))
+	}
+	p("")
+	p("## Resources")
+	p("")
+	p("| measure | value |")
+	p("|---|---|")
+	p("| plugin RSS, 1 mount | %d KiB |", r.rss1)
+	p("| plugin RSS, 50 mounts | %d KiB in %d process(es) (%.2f× one mount) |", r.rss50, r.processes50, float64(r.rss50)/float64(r.rss1))
+	p("| enable to first read, first mount (starts the process) | %.1f ms |", float64(r.coldEnable.Microseconds())/1000)
+	p("| enable to first read, mounts 2–50 | median %.1f ms, max %.1f ms |", median(r.warmEnables), maxOf(r.warmEnables))
+	names := make([]string, 0, len(r.sizes))
+	for n := range r.sizes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		p("| binary size, %s (stripped) | %.1f MiB |", n, float64(r.sizes[n])/(1<<20))
+	}
+	p("")
+	p("## Scale")
+	p("")
+	p("| measure | value |")
+	p("|---|---|")
+	p("| write %d secrets into one folder, 32 writers | %v (%.0f writes/s) |", *scaleCount, r.scaleWrite.Round(time.Millisecond), float64(*scaleCount)/r.scaleWrite.Seconds())
+	p("| list that folder (%d keys) | median %.0f ms |", *scaleCount, median(r.scaleList))
+	p("| plugin RSS after the lists | %d KiB |", r.scaleListRSS)
+	p("| write a secret of max_secret_bytes (%d bytes of data) | median %.1f ms |", r.bigBytes, median(r.bigWrite))
+	p("| read it back | median %.1f ms |", median(r.bigRead))
+	p("")
+	p("The memory a list of 100 000 keys costs inside the plugin is in the in-process table below (`List/secrets=100000`, B/op).")
+	p("")
+	p("## In process")
+	p("")
+	p("Go benchmarks through `HandleRequest` on in-memory storage, the plugin (`bench_test.go`) against HashiCorp's KV engine (`bench/kv_bench_test.go`, its `Factory` with version 1 and 2) on the same shapes: a folder of 1 000 or 100 000 small secrets beside one target secret holding a small or a 64 KiB value. Runs are interleaved (`-count`), compared by benchstat; `reference` is the baseline column. KV version 1 has no check-and-set, so its CASWrite column is empty.")
+	p("")
+	if *inProcess != "" {
+		comparisons, err := os.ReadFile(*inProcess)
+		check(err)
+		p("```")
+		p("%s", strings.TrimSpace(string(comparisons)))
+		p("```")
+	}
+	p("")
+	p("## Reproduce")
+	p("")
+	p("```shell")
+	p("make bench")
+	p("```")
+	p("")
+	p("It builds the plugins and (once) Vault, runs the in-process benchmarks, then the server benchmarks, and rewrites this file and `bench/throughput.svg`. Close other work first: the figures are only as quiet as the machine.")
+	check(os.WriteFile(*out, []byte(b.String()), 0o644))
+	check(os.WriteFile(*chart, []byte(r.svg()), 0o644))
+	fmt.Print(b.String())
+}
+
+type target struct {
+	name, measured string
+	met            bool
+}
+
+func (r *report) targets() []target {
+	minRatio := func(op, engine string) float64 {
+		lowest := math.Inf(1)
+		for _, l := range r.loads {
+			if l.op == op {
+				lowest = math.Min(lowest, median(l.ratios[engine]))
+			}
+		}
+		return lowest
+	}
+	readFloor, writeFloor, readKV := minRatio("read", "floor"), minRatio("write", "floor"), minRatio("read", "kv-plugin")
+	rssRatio := float64(r.rss50) / float64(r.rss1)
+	return []target{
+		{"read ≥ 0.90× floor (lowest over concurrency)", fmt.Sprintf("%.2f×", readFloor), readFloor >= 0.90},
+		{"write ≥ 0.80× floor (lowest over concurrency)", fmt.Sprintf("%.2f×", writeFloor), writeFloor >= 0.80},
+		{"read ≥ 1.5× kv-plugin (lowest over concurrency)", fmt.Sprintf("%.2f×", readKV), readKV >= 1.5},
+		{"RSS of 50 mounts ≤ 1.5× one", fmt.Sprintf("%.2f×", rssRatio), rssRatio <= 1.5},
+		{"enable to first read ≤ 300 ms", fmt.Sprintf("%.0f ms first, %.0f ms max after", float64(r.coldEnable.Microseconds())/1000, maxOf(r.warmEnables)),
+			r.coldEnable <= 300*time.Millisecond && maxOf(r.warmEnables) <= 300},
+	}
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "**no**"
+}
+
+func maxOf(xs []float64) float64 {
+	m := 0.0
+	for _, x := range xs {
+		if x > m {
+			m = x
+		}
+	}
+	return m
+}
+
+// svg draws throughput by concurrency, one panel per operation, one line per engine.
+func (r *report) svg() string {
+	const panelW, panelH, pad = 300, 220, 50
+	colors := map[string]string{"reference": "#d62728", "floor": "#7f7f7f", "kv-plugin": "#1f77b4", "kv-builtin": "#2ca02c"}
+	ops := []string{"read", "write", "list"}
+	var b strings.Builder
+	width := len(ops)*(panelW+pad) + pad
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">`+"\n", width, panelH+2*pad+30)
+	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
+	concs := []int{1, 8, 32}
+	for i, op := range ops {
+		x0, y0 := pad+i*(panelW+pad), pad
+		top := 0.0
+		for _, l := range r.loads {
+			for _, res := range l.results {
+				if l.op == op && res.rps() > top {
+					top = res.rps()
+				}
+			}
+		}
+		top *= 1.1
+		fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="13" font-weight="bold">%s (requests/s)</text>`+"\n", x0, y0-15, op)
+		fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>`+"\n", x0, y0+panelH, x0+panelW, y0+panelH)
+		fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>`+"\n", x0, y0, x0, y0+panelH)
+		for k := 0; k <= 4; k++ {
+			y := y0 + panelH - k*panelH/4
+			fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">%.0f</text>`+"\n", x0-4, y+4, top*float64(k)/4)
+		}
+		xOf := func(j int) int { return x0 + 20 + j*(panelW-40)/(len(concs)-1) }
+		for j, c := range concs {
+			fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle">c=%d</text>`+"\n", xOf(j), y0+panelH+15, c)
+		}
+		for _, e := range engines {
+			var points []string
+			for j, c := range concs {
+				for _, l := range r.loads {
+					if l.op == op && l.concurrency == c {
+						y := float64(y0+panelH) - l.results[e.name].rps()/top*panelH
+						points = append(points, fmt.Sprintf("%d,%.0f", xOf(j), y))
+					}
+				}
+			}
+			fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2"/>`+"\n", strings.Join(points, " "), colors[e.name])
+		}
+	}
+	for k, e := range engines {
+		x := pad + k*160
+		y := panelH + 2*pad + 10
+		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="12" height="12" fill="%s"/><text x="%d" y="%d">%s</text>`+"\n", x, y-10, colors[e.name], x+16, y, e.name)
+	}
+	b.WriteString("</svg>\n")
+	return b.String()
+}
