@@ -69,12 +69,17 @@ func (b *backend) invalidate(_ context.Context, key string) {
 	}
 }
 
-// HandleExistenceCheck runs the framework's check, which first converts every
-// field and fails on a value of the wrong type. Vault logs that failure, and
-// writes it unhashed to the audit log, with the framework's message quoting the
-// value: a secret, for data. Reporting "does not exist" instead lets the request
-// go on to HandleRequest, which answers the caller alone with a 400.
+// HandleExistenceCheck answers a write to one secret itself and leaves the rest
+// to the framework. The framework's check would first convert every field, and
+// on a value of the wrong type fail with a message that quotes it; Vault logs
+// that failure, and writes it unhashed to the audit log: for data, a secret.
+// Where the framework does run, a conversion failure reports "does not exist"
+// and HandleRequest answers the caller alone with a 400.
 func (b *backend) HandleExistenceCheck(ctx context.Context, req *logical.Request) (bool, bool, error) {
+	if name, ok := secretWriteName(req); ok {
+		exists, err := secretExists(ctx, req, name)
+		return true, exists, err
+	}
 	found, exists, err := b.Backend.HandleExistenceCheck(ctx, req)
 	var conversionErr errutil.UserError
 	if errors.As(err, &conversionErr) {
@@ -86,8 +91,10 @@ func (b *backend) HandleExistenceCheck(ctx context.Context, req *logical.Request
 // HandleRequest answers malformed secret data before the framework converts the
 // fields, for the same reason: its messages quote the value.
 func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
-	if resp := malformedSecretData(req); resp != nil {
-		return resp, nil
+	if _, ok := secretWriteName(req); ok {
+		if _, resp := parseSecretData(req.Data["data"]); resp != nil {
+			return resp, nil
+		}
 	}
 	return b.Backend.HandleRequest(ctx, req)
 }

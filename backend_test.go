@@ -248,15 +248,11 @@ func (e *testEnv) mustStatus(r result, want int, fragments ...string) {
 // storedSecret reads a secret straight from storage, bypassing the backend.
 func (e *testEnv) storedSecret(name string) *secretEntry {
 	e.t.Helper()
-	var entry secretEntry
-	found, err := getJSON(context.Background(), &e.storage.InmemStorage, secretStorageKey(name), &entry)
+	entry, err := getSecret(context.Background(), &e.storage.InmemStorage, secretStorageKey(name), true)
 	if err != nil {
 		e.t.Fatalf("reading storage: %v", err)
 	}
-	if !found {
-		return nil
-	}
-	return &entry
+	return entry
 }
 
 func TestFactory_RunningVersionAndSealWrap(t *testing.T) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -21,20 +22,51 @@ const (
 	maxNameBytes        = 512
 )
 
-// secretEntry is one secret as stored under secretStoragePrefix + name.
-type secretEntry struct {
-	Data        map[string]string `json:"data"`
-	Version     int64             `json:"version"`
-	CreatedTime time.Time         `json:"created_time"`
-	UpdatedTime time.Time         `json:"updated_time"`
+// A secret is stored as two JSON documents, one after the other: its metadata,
+// then its data. A write needs only the metadata of the version it replaces
+// and so never decodes a value that may be a megabyte.
+type secretMetadata struct {
+	Version int64 `json:"version"`
+	// Times are kept as the RFC 3339 strings the API returns.
+	CreatedTime string `json:"created_time"`
+	UpdatedTime string `json:"updated_time"`
 }
 
-func (e *secretEntry) metadata() map[string]interface{} {
+type secretEntry struct {
+	secretMetadata
+	Data map[string]string
+}
+
+func (m *secretMetadata) responseData() map[string]interface{} {
 	return map[string]interface{}{
-		"version":      e.Version,
-		"created_time": e.CreatedTime.Format(time.RFC3339Nano),
-		"updated_time": e.UpdatedTime.Format(time.RFC3339Nano),
+		"version":      m.Version,
+		"created_time": m.CreatedTime,
+		"updated_time": m.UpdatedTime,
 	}
+}
+
+func encodeSecret(meta *secretMetadata, encodedData []byte) ([]byte, error) {
+	value, err := json.Marshal(meta)
+	if err != nil {
+		return nil, err
+	}
+	value = append(value, '\n')
+	return append(value, encodedData...), nil
+}
+
+// decodeSecret decodes the metadata and, if withData, the data of a stored secret.
+func decodeSecret(value []byte, withData bool) (*secretEntry, error) {
+	var entry secretEntry
+	dec := json.NewDecoder(bytes.NewReader(value))
+	if err := dec.Decode(&entry.secretMetadata); err != nil {
+		return nil, fmt.Errorf("decoding secret metadata: %w", err)
+	}
+	if withData {
+		if err := json.Unmarshal(value[dec.InputOffset():], &entry.Data); err != nil {
+			return nil, fmt.Errorf("decoding secret data: %w", err)
+		}
+	}
+	return &entry, nil
 }
 
 func (b *backend) pathSecrets() *framework.Path {
@@ -231,17 +263,6 @@ func parseSecretData(raw interface{}) (map[string]string, *logical.Response) {
 	return data, nil
 }
 
-// malformedSecretData answers a secret write whose data parseSecretData rejects.
-// It runs before the framework sees the request (see HandleRequest).
-func malformedSecretData(req *logical.Request) *logical.Response {
-	isWrite := req.Operation == logical.CreateOperation || req.Operation == logical.UpdateOperation
-	if !isWrite || !strings.HasPrefix(req.Path, secretStoragePrefix) || strings.HasSuffix(req.Path, "/") {
-		return nil
-	}
-	_, resp := parseSecretData(req.Data["data"])
-	return resp
-}
-
 // jsonType names the JSON type of a decoded value, for error messages that must
 // not echo the value itself.
 func jsonType(v interface{}) string {
@@ -265,19 +286,29 @@ func secretStorageKey(name string) string {
 	return secretStoragePrefix + name
 }
 
-func (b *backend) getSecret(ctx context.Context, s logical.Storage, name string) (*secretEntry, error) {
-	var entry secretEntry
-	found, err := getJSON(ctx, s, secretStorageKey(name), &entry)
-	if err != nil || !found {
+// getSecret reads a secret; it returns nil, not an error, when there is none.
+func getSecret(ctx context.Context, s logical.Storage, key string, withData bool) (*secretEntry, error) {
+	stored, err := s.Get(ctx, key)
+	if err != nil || stored == nil {
 		return nil, err
 	}
-	return &entry, nil
+	return decodeSecret(stored.Value, withData)
 }
 
-// secretExistenceCheck tells Vault whether a write creates or updates, so a
-// policy can grant "create" without "update".
-func (b *backend) secretExistenceCheck(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
-	name := d.Get("name").(string)
+// secretWriteName returns the name a request writes, if it is a write to one
+// secret. HandleExistenceCheck and HandleRequest use it to take secret writes
+// away from the framework's generic field conversion.
+func secretWriteName(req *logical.Request) (string, bool) {
+	isWrite := req.Operation == logical.CreateOperation || req.Operation == logical.UpdateOperation
+	if !isWrite || !strings.HasPrefix(req.Path, secretStoragePrefix) || strings.HasSuffix(req.Path, "/") {
+		return "", false
+	}
+	return req.Path[len(secretStoragePrefix):], true
+}
+
+// secretExists tells Vault whether a write creates or updates, so a policy can
+// grant "create" without "update".
+func secretExists(ctx context.Context, req *logical.Request, name string) (bool, error) {
 	if validateName("name", name) != nil {
 		// The handler answers with the 400; storage would refuse such a key with a 500.
 		return false, nil
@@ -289,12 +320,16 @@ func (b *backend) secretExistenceCheck(ctx context.Context, req *logical.Request
 	return entry != nil, nil
 }
 
+func (b *backend) secretExistenceCheck(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
+	return secretExists(ctx, req, d.Get("name").(string))
+}
+
 func (b *backend) secretRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
 	if resp := validateName("name", name); resp != nil {
 		return resp, nil
 	}
-	entry, err := b.getSecret(ctx, req.Storage, name)
+	entry, err := getSecret(ctx, req.Storage, secretStorageKey(name), true)
 	if err != nil {
 		return nil, fmt.Errorf("reading secret: %w", err)
 	}
@@ -303,7 +338,7 @@ func (b *backend) secretRead(ctx context.Context, req *logical.Request, d *frame
 	}
 	// Data only, never a logical.Secret: Vault would register a lease for each
 	// read, one more storage write per request.
-	data := entry.metadata()
+	data := entry.responseData()
 	data["data"] = entry.Data
 	return &logical.Response{Data: data}, nil
 }
@@ -329,25 +364,22 @@ func (b *backend) secretWrite(ctx context.Context, req *logical.Request, d *fram
 	if cfg.CASRequired && !hasCAS {
 		return logical.ErrorResponse("cas: required, because this mount's config sets cas_required"), nil
 	}
-	encoded, err := json.Marshal(data)
+	encodedData, err := json.Marshal(data)
 	if err != nil {
 		return nil, fmt.Errorf("encoding data: %w", err)
 	}
-	if len(encoded) > cfg.MaxSecretBytes {
-		return logical.ErrorResponse("data: encoded size %d bytes exceeds max_secret_bytes %d", len(encoded), cfg.MaxSecretBytes), nil
+	if len(encodedData) > cfg.MaxSecretBytes {
+		return logical.ErrorResponse("data: encoded size %d bytes exceeds max_secret_bytes %d", len(encodedData), cfg.MaxSecretBytes), nil
 	}
 
+	key := secretStorageKey(name)
 	lock := locksutil.LockForKey(b.secretLocks, name)
 	lock.Lock()
 	defer lock.Unlock()
 
-	current, err := b.getSecret(ctx, req.Storage, name)
+	current, err := getSecret(ctx, req.Storage, key, false)
 	if err != nil {
 		return nil, fmt.Errorf("reading secret: %w", err)
-	}
-	var currentVersion int64
-	if current != nil {
-		currentVersion = current.Version
 	}
 	// Vault chose create or update, and checked the policy for it, before this
 	// lock was taken; a concurrent write or delete may have changed the answer
@@ -358,19 +390,23 @@ func (b *backend) secretWrite(ctx context.Context, req *logical.Request, d *fram
 	if req.Operation == logical.UpdateOperation && current == nil {
 		return logical.ErrorResponse("name: secret was deleted by another request since this write began; retry"), nil
 	}
-	if hasCAS && cas != currentVersion {
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	meta := secretMetadata{Version: 1, CreatedTime: now, UpdatedTime: now}
+	if current != nil {
+		meta.Version, meta.CreatedTime = current.Version+1, current.CreatedTime
+	}
+	if hasCAS && cas != meta.Version-1 {
 		if current == nil {
 			return logical.ErrorResponse("cas: %d does not match: the secret does not exist (use cas=0 to create it)", cas), nil
 		}
-		return logical.ErrorResponse("cas: %d does not match: current version is %d", cas, currentVersion), nil
+		return logical.ErrorResponse("cas: %d does not match: current version is %d", cas, current.Version), nil
 	}
 
-	now := time.Now().UTC()
-	entry := &secretEntry{Data: data, Version: currentVersion + 1, CreatedTime: now, UpdatedTime: now}
-	if current != nil {
-		entry.CreatedTime = current.CreatedTime
+	value, err := encodeSecret(&meta, encodedData)
+	if err != nil {
+		return nil, fmt.Errorf("encoding secret: %w", err)
 	}
-	if err := putJSON(ctx, req.Storage, secretStorageKey(name), entry); err != nil {
+	if err := req.Storage.Put(ctx, &logical.StorageEntry{Key: key, Value: value}); err != nil {
 		// Storage's own entry limit (raft: 1 MiB with the encryption overhead
 		// included) can be lower than max_secret_bytes allows.
 		if strings.Contains(err.Error(), physical.ErrValueTooLarge) {
@@ -378,8 +414,8 @@ func (b *backend) secretWrite(ctx context.Context, req *logical.Request, d *fram
 		}
 		return nil, fmt.Errorf("writing secret: %w", err)
 	}
-	b.Logger().Debug("secret written", "name", name, "version", entry.Version)
-	return &logical.Response{Data: entry.metadata()}, nil
+	b.Logger().Debug("secret written", "name", name, "version", meta.Version)
+	return &logical.Response{Data: meta.responseData()}, nil
 }
 
 func (b *backend) secretDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
