@@ -10,7 +10,13 @@ PLUGIN_DIR ?= /etc/vault/plugins
 MOUNT      ?= ref
 
 .DEFAULT_GOAL := build
-.PHONY: build sha256 test unit e2e dev register enable release fmt vet clean help
+# make bench: interleaved in-process runs, then the through-Vault harness.
+BENCH_COUNT ?= 5
+BENCH_TIME  ?= 200ms
+BENCH_OUT   := bench/.out
+GOBENCH     := go test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) -count 1
+
+.PHONY: build sha256 test unit e2e dev register enable release bench fmt vet clean help
 
 build: ## build the plugin into bin/ with its SHA-256 beside it
 	$(GOBUILD) -o $(BIN) .
@@ -44,6 +50,17 @@ release: ## reproducible binaries for $(PLATFORMS) and their SHA256SUMS in dist/
 		$(GOBUILD) -o dist/$(PLUGIN)_$(VERSION)_$(subst /,_,$(p)) . &&) true
 	cd dist && sha256sum $(PLUGIN)_* > SHA256SUMS && cat SHA256SUMS
 
+bench: build ## benchmarks in process and through Vault; rewrites BENCHMARKS.md
+	rm -rf $(BENCH_OUT) && mkdir -p $(BENCH_OUT)
+	for i in $$(seq $(BENCH_COUNT)); do \
+		$(GOBENCH) . >> $(BENCH_OUT)/reference.txt && \
+		(cd bench && KV_VERSION=1 $(GOBENCH) . >> .out/kv-v1.txt) && \
+		(cd bench && KV_VERSION=2 $(GOBENCH) . >> .out/kv-v2.txt) || exit 1; \
+	done
+	cd bench && go tool benchstat reference=.out/reference.txt kv-v1=.out/kv-v1.txt kv-v2=.out/kv-v2.txt > .out/inprocess.txt
+	cd bench && vault=$$(../e2e/vault.sh) && go run ./vaultbench -vault $$vault -plugin ../$(BIN) \
+		-inprocess .out/inprocess.txt -out ../BENCHMARKS.md -chart throughput.svg
+
 fmt: ## format the code
 	gofmt -w .
 
@@ -51,7 +68,7 @@ vet: ## report suspicious code
 	go vet ./...
 
 clean: ## remove build output
-	rm -rf bin dist
+	rm -rf bin dist $(BENCH_OUT)
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'

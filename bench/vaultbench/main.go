@@ -55,7 +55,7 @@ var (
 	pluginPath  = flag.String("plugin", "", "the reference plugin binary")
 	inProcess   = flag.String("inprocess", "", "benchstat output of the in-process benchmarks, to include")
 	out         = flag.String("out", "BENCHMARKS.md", "report to write")
-	chart       = flag.String("chart", "bench/throughput.svg", "chart to write")
+	chart       = flag.String("chart", "throughput.svg", "chart to write")
 	rounds      = flag.Int("rounds", 4, "alternating rounds per measurement")
 	roundTime   = flag.Duration("round", time.Second, "length of one engine's turn in a round")
 	scaleCount  = flag.Int("scale", 100000, "secrets in the folder of the list-at-scale test")
