@@ -9,8 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/helper/errutil"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -38,6 +40,7 @@ type backend struct {
 // Factory is the logical.Factory Vault calls once per mount.
 func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
 	b := newBackend()
+	conf.System = &replicationStateCache{SystemView: conf.System, ttl: time.Second}
 	if err := b.Setup(ctx, conf); err != nil {
 		return nil, err
 	}
@@ -172,3 +175,28 @@ key/value pairs, versioned, with optional check-and-set writes.
 Configure the mount at "config"; read, write, list and delete secrets under
 "secrets/".
 `
+
+// replicationStateCache remembers Vault's replication state for a short while.
+// The framework asks for it on every request to a path with Operations, to
+// decide on forwarding; for an external plugin each question is a gRPC round
+// trip back to Vault, which measured as a quarter of a read's cost. The state
+// changes only when a node changes role, and Vault sets up its mounts afresh
+// then.
+type replicationStateCache struct {
+	logical.SystemView
+	ttl time.Duration
+
+	mu      sync.Mutex
+	state   consts.ReplicationState
+	expires time.Time
+}
+
+func (c *replicationStateCache) ReplicationState() consts.ReplicationState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if now := time.Now(); now.After(c.expires) {
+		c.state = c.SystemView.ReplicationState()
+		c.expires = now.Add(c.ttl)
+	}
+	return c.state
+}

@@ -10,9 +10,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/helper/errutil"
 	"github.com/hashicorp/vault/sdk/helper/testhelpers/schema"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -532,4 +534,45 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+type countingSystemView struct {
+	logical.StaticSystemView
+	calls atomic.Int64
+}
+
+func (s *countingSystemView) ReplicationState() consts.ReplicationState {
+	s.calls.Add(1)
+	return s.StaticSystemView.ReplicationState()
+}
+
+func TestReplicationState_AskedOfVaultOncePerInterval(t *testing.T) {
+	system := &countingSystemView{}
+	b, err := Factory(context.Background(), &logical.BackendConfig{
+		Logger: hclog.NewNullLogger(), System: system, StorageView: &logical.InmemStorage{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	storage := &logical.InmemStorage{}
+	read := func() {
+		if _, err := b.HandleRequest(context.Background(), &logical.Request{Operation: logical.ReadOperation, Path: "config", Storage: storage}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 100; i++ {
+		read()
+	}
+	if n := system.calls.Load(); n != 1 {
+		t.Fatalf("100 requests asked Vault for the replication state %d times, want 1", n)
+	}
+	cache := b.(*backend).System().(*replicationStateCache)
+	cache.mu.Lock()
+	cache.ttl, cache.expires = 0, time.Time{} // from now on every request asks again
+	cache.mu.Unlock()
+	read()
+	read()
+	if n := system.calls.Load(); n != 3 {
+		t.Fatalf("after expiry: %d calls, want 3", n)
+	}
 }

@@ -46,7 +46,8 @@ func kvBody(v string) interface{} { return map[string]interface{}{"password": v}
 var engines = []*engine{
 	{name: "reference", mount: "ref", plugin: "vault-plugin-secrets-reference", prefix: "secrets/", wrap: dataBody},
 	{name: "floor", mount: "floor", plugin: "floor", prefix: "secrets/", wrap: dataBody},
-	{name: "kv-plugin", mount: "kvp", plugin: "vault-plugin-secrets-kv", options: map[string]string{"version": "1"}, wrap: kvBody},
+	// Vault lets only a mount of type "kv" set a version; the plugin defaults to 1.
+	{name: "kv-plugin", mount: "kvp", plugin: "vault-plugin-secrets-kv", wrap: kvBody},
 	{name: "kv-builtin", mount: "kv", options: map[string]string{"version": "1"}, wrap: kvBody},
 }
 
@@ -77,12 +78,11 @@ func main() {
 	gobuild(filepath.Join(pluginDir, "floor"), "./floor")
 	gobuild(filepath.Join(pluginDir, "vault-plugin-secrets-kv"), "github.com/hashicorp/vault-plugin-secrets-kv/cmd/vault-plugin-secrets-kv")
 
-	server := startVault(work, pluginDir)
-	defer func() { _ = server.Process.Signal(syscall.SIGTERM); _ = server.Wait() }()
+	server = startVault(work, pluginDir)
+	defer stopVault()
 
 	var report report
 	report.machine = machine()
-	enableStart := time.Now()
 	for _, e := range engines {
 		typ := "kv"
 		if e.plugin != "" {
@@ -90,6 +90,7 @@ func main() {
 			sum := sha256sum(filepath.Join(pluginDir, e.plugin))
 			must(call("PUT", "sys/plugins/catalog/secret/"+e.plugin, map[string]interface{}{"sha256": sum, "command": e.plugin}), 204)
 		}
+		enableStart := time.Now()
 		must(call("POST", "sys/mounts/"+e.mount, map[string]interface{}{"type": typ, "options": e.options}), 204)
 		if e == engines[0] {
 			waitRead(e.mount + "/config")
@@ -230,7 +231,7 @@ func run(e *engine, op string, concurrency int, d time.Duration, res *result) {
 	wg.Wait()
 	res.elapsed = time.Since(start)
 	if res.errors > 0 {
-		log.Fatalf("%s %s: %d of %d requests failed", e.name, op, res.errors, res.requests)
+		fatalf("%s %s: %d of %d requests failed", e.name, op, res.errors, res.requests)
 	}
 }
 
@@ -276,7 +277,7 @@ func must(r reply, statuses ...int) reply {
 			return r
 		}
 	}
-	log.Fatalf("unexpected answer %d: %v", r.status, r.body)
+	fatalf("unexpected answer %d: %v", r.status, r.body)
 	return r
 }
 
@@ -288,7 +289,7 @@ func waitRead(path string) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	log.Fatalf("%s never answered", path)
+	fatalf("%s never answered", path)
 }
 
 func startVault(work, pluginDir string) *exec.Cmd {
@@ -311,7 +312,7 @@ func startVault(work, pluginDir string) *exec.Cmd {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	log.Fatal("vault did not start")
+	fatalf("vault did not start")
 	return nil
 }
 
@@ -319,7 +320,7 @@ func gobuild(output, pkg string) {
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", output, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		log.Fatalf("go build %s: %v\n%s", pkg, err, out)
+		fatalf("go build %s: %v\n%s", pkg, err, out)
 	}
 }
 
@@ -340,8 +341,24 @@ func sha256sum(path string) string {
 
 func check(err error) {
 	if err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
+}
+
+// server is the Vault server under test; fatalf stops it, with its plugins,
+// before exiting.
+var server *exec.Cmd
+
+func stopVault() {
+	if server != nil {
+		_ = syscall.Kill(-server.Process.Pid, syscall.SIGKILL)
+		_ = server.Wait()
+	}
+}
+
+func fatalf(format string, args ...interface{}) {
+	stopVault()
+	log.Fatalf(format, args...)
 }
 
 // pluginPIDs lists the processes running the given plugin file.

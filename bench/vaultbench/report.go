@@ -34,7 +34,7 @@ func (r *report) resources(pluginDir string) {
 	r.pluginFile = ours
 	pids := pluginPIDs(ours)
 	if len(pids) != 1 {
-		log.Fatalf("%d reference plugin processes, want 1", len(pids))
+		fatalf("%d reference plugin processes, want 1", len(pids))
 	}
 	r.rss1 = rssKiB(pids[0])
 	for i := 2; i <= 50; i++ {
@@ -70,7 +70,7 @@ func (r *report) scale() {
 			defer wg.Done()
 			for i := range next {
 				if s := rawCall("POST", fmt.Sprintf("ref/secrets/scale/s%06d", i), []byte(`{"data":{"k":"v"}}`)); s != 200 {
-					log.Fatalf("scale write %d: status %d", i, s)
+					fatalf("scale write %d: status %d", i, s)
 				}
 			}
 		}()
@@ -86,7 +86,7 @@ func (r *report) scale() {
 		reply := must(call("LIST", "ref/secrets/scale/", nil), 200)
 		r.scaleList = append(r.scaleList, float64(time.Since(t0).Microseconds())/1000)
 		if n := len(reply.body["data"].(map[string]interface{})["keys"].([]interface{})); n != *scaleCount {
-			log.Fatalf("listed %d keys, want %d", n, *scaleCount)
+			fatalf("listed %d keys, want %d", n, *scaleCount)
 		}
 	}
 	r.scaleListRSS = rssKiB(pluginPIDs(r.pluginFile)[0])
