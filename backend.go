@@ -40,8 +40,9 @@ type backend struct {
 // Factory is the logical.Factory Vault calls once per mount.
 func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
 	b := newBackend()
-	conf.System = &replicationStateCache{SystemView: conf.System, ttl: time.Second}
-	if err := b.Setup(ctx, conf); err != nil {
+	withCache := *conf
+	withCache.System = &replicationStateCache{SystemView: conf.System, ttl: time.Second}
+	if err := b.Setup(ctx, &withCache); err != nil {
 		return nil, err
 	}
 	return b, nil
