@@ -94,7 +94,7 @@ func main() {
 		must(call("POST", "sys/mounts/"+e.mount, map[string]interface{}{"type": typ, "options": e.options}), 204)
 		if e == engines[0] {
 			waitRead(e.mount + "/config")
-			report.coldEnable = time.Since(enableStart)
+			report.coldEnables = append(report.coldEnables, milliseconds(time.Since(enableStart)))
 		}
 	}
 
@@ -113,6 +113,7 @@ func main() {
 	}
 	report.resources(pluginDir)
 	report.scale()
+	report.coldStarts()
 	report.write()
 }
 
@@ -177,6 +178,8 @@ func (l load) summary() string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+func milliseconds(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func median(xs []float64) float64 {
 	s := append([]float64(nil), xs...)
