@@ -303,7 +303,9 @@ func TestCrash_KilledPluginComesBackWithAllData(t *testing.T) {
 		}
 		data := r.data()["data"].(map[string]interface{})
 		version := int64(r.data()["version"].(float64))
-		if data["id"] != data["copy"] || version < acked[w].Load() || version > perWriter {
+		// Vault retries a request once when the plugin dies under it, so a write
+		// that had landed can land again: at most one extra version per kill.
+		if data["id"] != data["copy"] || version < acked[w].Load() || version > perWriter+int64(killed) {
 			t.Fatalf("w%d is inconsistent: %v, version %d, %d writes acknowledged", w, data, version, acked[w].Load())
 		}
 	}
