@@ -8,6 +8,7 @@ PLATFORMS := linux/amd64 linux/arm64 darwin/arm64
 # For register and enable against a Vault you already run (VAULT_ADDR, VAULT_TOKEN).
 PLUGIN_DIR ?= /etc/vault/plugins
 MOUNT      ?= ref
+VAULT      ?= vault
 
 .DEFAULT_GOAL := build
 # make bench: interleaved in-process runs, then the through-Vault harness.
@@ -39,10 +40,10 @@ dev: build ## run a dev Vault on 127.0.0.1:8200 with the plugin enabled at ref/
 
 register: build ## copy the plugin into PLUGIN_DIR and register it with VAULT_ADDR
 	install -m 0755 $(BIN) $(PLUGIN_DIR)/$(PLUGIN)
-	vault plugin register -sha256=$$(cat $(BIN).sha256) -version=$(VERSION) secret $(PLUGIN)
+	$(VAULT) plugin register -sha256=$$(cat $(BIN).sha256) -version=$(VERSION) secret $(PLUGIN)
 
 enable: ## enable the registered plugin at MOUNT (default ref/)
-	vault secrets enable -path=$(MOUNT) $(PLUGIN)
+	$(VAULT) secrets enable -path=$(MOUNT) -plugin-version=$(VERSION) $(PLUGIN)
 
 release: ## reproducible binaries for $(PLATFORMS) and their SHA256SUMS in dist/
 	rm -rf dist && mkdir -p dist

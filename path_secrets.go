@@ -333,6 +333,9 @@ func secretExists(ctx context.Context, req *logical.Request, name string) (bool,
 	return entry != nil, nil
 }
 
+// secretExistenceCheck is the path's declared check, which the framework requires
+// of a path that can create; Vault's calls reach secretExists directly through
+// HandleExistenceCheck.
 func (b *backend) secretExistenceCheck(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
 	return secretExists(ctx, req, capturedName(d, "name"))
 }
