@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -11,9 +10,9 @@ import (
 	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/consts"
-	"github.com/hashicorp/vault/sdk/helper/errutil"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -22,6 +21,12 @@ import (
 // set it with -ldflags "-X main.version=vX.Y.Z"; Vault refuses to run a plugin
 // registered with a -version that differs from it.
 var version = "v0.0.0-dev"
+
+// metadataCacheSize bounds the metadata cache of one mount. An entry costs
+// about 300 bytes with a short name (BENCHMARKS.md measures a full cache), so
+// a full cache stays within a few MiB; a name that fell out is read again
+// from storage.
+const metadataCacheSize = 10000
 
 // backend is one mount of the engine. It holds no secret data: storage is the truth.
 type backend struct {
@@ -35,6 +40,16 @@ type backend struct {
 	// secretLocks serialise read-modify-write of one secret name without making
 	// writers of different names wait on each other.
 	secretLocks []*locksutil.LockEntry
+
+	// metadata maps a secret name to the metadata of its stored version, or
+	// to nil when it is known to be absent, so that an update costs one
+	// storage call instead of three. Values never enter it. It changes only
+	// under the name's lock, from what storage returned or accepted, and
+	// forgets a name on any storage error. It needs no other care in a
+	// cluster: Vault builds the mount anew on the node that becomes active
+	// and after a snapshot restore, and calls Invalidate where another node
+	// wrote. A write through sys/raw bypasses the plugin: reload it after one.
+	metadata *lru.Cache[string, *secretMetadata]
 }
 
 // Factory is the logical.Factory Vault calls once per mount.
@@ -49,7 +64,7 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 }
 
 func newBackend() *backend {
-	b := &backend{secretLocks: locksutil.CreateLocks()}
+	b := &backend{secretLocks: locksutil.CreateLocks(), metadata: newMetadataCache(metadataCacheSize)}
 	b.Backend = &framework.Backend{
 		Help:           backendHelp,
 		BackendType:    logical.TypeLogical,
@@ -63,44 +78,77 @@ func newBackend() *backend {
 	return b
 }
 
+func newMetadataCache(size int) *lru.Cache[string, *secretMetadata] {
+	cache, err := lru.New[string, *secretMetadata](size)
+	if err != nil {
+		panic(err) // only a size below 1 fails
+	}
+	return cache
+}
+
 // invalidate is called on performance standbys and replicas when another node
-// changed a storage key; the cached config must then be re-read.
+// changed a storage key; what is cached of it must then be read again.
 func (b *backend) invalidate(_ context.Context, key string) {
-	if key == configStorageKey {
+	switch {
+	case key == configStorageKey:
 		b.configLock.Lock()
 		b.config = nil
 		b.configLock.Unlock()
+	case strings.HasPrefix(key, secretStoragePrefix):
+		// Under the lock, so a writer that read storage before the change
+		// cannot put the stale version back after this removal.
+		name := key[len(secretStoragePrefix):]
+		lock := locksutil.LockForKey(b.secretLocks, name)
+		lock.Lock()
+		b.metadata.Remove(name)
+		lock.Unlock()
 	}
 }
 
-// HandleExistenceCheck answers a write to one secret itself and leaves the rest
-// to the framework. The framework's check would first convert every field, and
-// on a value of the wrong type fail with a message that quotes it; Vault logs
-// that failure, and writes it unhashed to the audit log: for data, a secret.
-// Where the framework does run, a conversion failure reports "does not exist"
-// and HandleRequest answers the caller alone with a 400.
+// HandleExistenceCheck answers for the config and one secret itself instead
+// of the framework, whose check first converts every field and fails on a
+// value of the wrong type with a message that quotes it. Vault logs that
+// failure, and writes it unhashed to the audit log: for data, a secret.
+// HandleRequest then answers the malformed value with a 400 of its own.
 func (b *backend) HandleExistenceCheck(ctx context.Context, req *logical.Request) (bool, bool, error) {
-	if name, ok := secretWriteName(req); ok {
-		exists, err := secretExists(ctx, req, name)
+	if req.Path == configStorageKey {
+		exists, err := configExists(ctx, req.Storage)
 		return true, exists, err
 	}
-	found, exists, err := b.Backend.HandleExistenceCheck(ctx, req)
-	var conversionErr errutil.UserError
-	if errors.As(err, &conversionErr) {
-		return true, false, nil
+	if name, ok := secretWriteName(req); ok {
+		exists, err := b.secretExists(ctx, req.Storage, name)
+		return true, exists, err
 	}
-	return found, exists, err
+	return b.Backend.HandleExistenceCheck(ctx, req)
 }
 
-// HandleRequest answers malformed secret data before the framework converts the
-// fields, for the same reason: its messages quote the value.
+// HandleRequest answers malformed writes before the framework converts the
+// fields. Its conversion errors quote the value (for data, a secret) and speak
+// of strconv; the plugin's own messages name the field and its rule, whatever
+// form the value came in.
 func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
-	if _, ok := secretWriteName(req); ok {
-		if _, resp := parseSecretData(req.Data["data"]); resp != nil {
-			return resp, nil
-		}
+	if resp := rejectMalformedWrite(req); resp != nil {
+		return resp, nil
 	}
 	return b.Backend.HandleRequest(ctx, req)
+}
+
+func rejectMalformedWrite(req *logical.Request) *logical.Response {
+	if req.Operation != logical.CreateOperation && req.Operation != logical.UpdateOperation {
+		return nil
+	}
+	if req.Path == configStorageKey {
+		_, resp := parseConfigUpdate(req.Data)
+		return resp
+	}
+	if _, ok := secretWriteName(req); ok {
+		if _, resp := parseSecretData(req.Data["data"]); resp != nil {
+			return resp
+		}
+		_, _, resp := parseCAS(req.Data)
+		return resp
+	}
+	return nil
 }
 
 // getJSON reads one storage entry into out; it reports false, not an error,

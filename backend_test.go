@@ -27,7 +27,9 @@ import (
 type testStorage struct {
 	logical.InmemStorage
 	calls sync.Map // operation name -> *atomic.Int64
-	fail  sync.Map // operation name -> struct{}
+	// fail holds the operations to fail; "put-landed" and "delete-landed"
+	// carry the change out and then fail, as a storage whose reply was lost.
+	fail sync.Map // operation name -> struct{}
 	// maxEntryBytes, when set, refuses larger entries with the error Vault's
 	// storage backends return.
 	maxEntryBytes int
@@ -45,12 +47,20 @@ func (s *testStorage) record(op string) error {
 }
 
 // failOn makes every later call of the given operations ("get", "put",
-// "delete", "list") fail; failOn() with no arguments heals storage.
+// "delete", "list", "put-landed", "delete-landed") fail; failOn() with no
+// arguments heals storage.
 func (s *testStorage) failOn(ops ...string) {
 	s.fail.Clear()
 	for _, op := range ops {
 		s.fail.Store(op, struct{}{})
 	}
+}
+
+func (s *testStorage) failsAfterLanding(op string) error {
+	if _, ok := s.fail.Load(op + "-landed"); ok {
+		return errInjected
+	}
+	return nil
 }
 
 func (s *testStorage) count(op string) int64 {
@@ -77,14 +87,20 @@ func (s *testStorage) Put(ctx context.Context, entry *logical.StorageEntry) erro
 	if s.maxEntryBytes > 0 && len(entry.Value) > s.maxEntryBytes {
 		return fmt.Errorf("%s; got %d bytes, max: %d bytes", physical.ErrValueTooLarge, len(entry.Value), s.maxEntryBytes)
 	}
-	return s.InmemStorage.Put(ctx, entry)
+	if err := s.InmemStorage.Put(ctx, entry); err != nil {
+		return err
+	}
+	return s.failsAfterLanding("put")
 }
 
 func (s *testStorage) Delete(ctx context.Context, key string) error {
 	if err := s.record("delete"); err != nil {
 		return err
 	}
-	return s.InmemStorage.Delete(ctx, key)
+	if err := s.InmemStorage.Delete(ctx, key); err != nil {
+		return err
+	}
+	return s.failsAfterLanding("delete")
 }
 
 func (s *testStorage) List(ctx context.Context, prefix string) ([]string, error) {
@@ -352,10 +368,23 @@ func TestInvalidate_ConfigIsReadAgainFromStorage(t *testing.T) {
 	e.mustStatus(e.write("secrets/app", map[string]interface{}{"data": map[string]interface{}{"k": "v"}}), http.StatusBadRequest, "cas")
 }
 
+// TestStorageCalls_PerOperation proves what the metadata cache saves: an update
+// of a name this mount has seen costs only its Put, where the existence check
+// and the locked lookup each read storage before.
 func TestStorageCalls_PerOperation(t *testing.T) {
 	e := newTestEnv(t)
 	e.mustStatus(e.read("config"), http.StatusOK) // config is cached from here on
 	data := map[string]interface{}{"data": map[string]interface{}{"k": "v"}}
+	existenceCheck := func() result {
+		req := &logical.Request{Operation: logical.UpdateOperation, Path: "secrets/app", Data: data, Storage: e.storage}
+		if _, exists, err := e.backend.HandleExistenceCheck(context.Background(), req); err != nil || !exists {
+			t.Fatalf("existence check: exists=%v err=%v", exists, err)
+		}
+		return result{status: http.StatusOK}
+	}
+	updateHandler := func() result {
+		return e.handle(&logical.Request{Operation: logical.UpdateOperation, Path: "secrets/app", Data: data, Storage: e.storage})
+	}
 
 	tests := []struct {
 		name    string
@@ -366,10 +395,18 @@ func TestStorageCalls_PerOperation(t *testing.T) {
 		deletes int64
 	}{
 		{"create", func() result { return e.write("secrets/app", data) }, 2, 1, 0, 0},
-		{"update", func() result { return e.write("secrets/app", data) }, 2, 1, 0, 0},
+		{"update", func() result { return e.write("secrets/app", data) }, 0, 1, 0, 0},
+		{"update's existence check", existenceCheck, 0, 0, 0, 0},
+		{"update's handler", updateHandler, 0, 1, 0, 0},
 		{"read", func() result { return e.read("secrets/app") }, 1, 0, 0, 0},
 		{"list", func() result { return e.list("secrets/") }, 0, 0, 1, 0},
 		{"delete", func() result { return e.delete("secrets/app") }, 0, 0, 0, 1},
+		{"create after delete", func() result { return e.write("secrets/app", data) }, 0, 1, 0, 0},
+		{"update on a new mount", func() result {
+			e.backend.metadata.Purge() // as after a restart, failover or reload
+			return e.write("secrets/app", data)
+		}, 2, 1, 0, 0},
+		{"create of another name", func() result { return e.write("secrets/other", data) }, 2, 1, 0, 0},
 	}
 	for _, tt := range tests {
 		e.storage.resetCounts()
@@ -408,6 +445,8 @@ func TestStorageFailure_Returns500AndKeepsOldValue(t *testing.T) {
 		{"list", func() result { return e.list("secrets/") }},
 	}
 	for i, tt := range tests {
+		// From storage, not the metadata cache, so every call is made.
+		e.backend.metadata.Purge()
 		e.storage.failOn(tt.failing)
 		r := tt.do()
 		e.storage.failOn()

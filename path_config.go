@@ -133,7 +133,11 @@ func (b *backend) loadConfigLocked(ctx context.Context, s logical.Storage) (*con
 }
 
 func (b *backend) configExistenceCheck(ctx context.Context, req *logical.Request, _ *framework.FieldData) (bool, error) {
-	entry, err := req.Storage.Get(ctx, configStorageKey)
+	return configExists(ctx, req.Storage)
+}
+
+func configExists(ctx context.Context, s logical.Storage) (bool, error) {
+	entry, err := s.Get(ctx, configStorageKey)
 	if err != nil {
 		return false, fmt.Errorf("reading config: %w", err)
 	}
@@ -148,24 +152,38 @@ func (b *backend) configRead(ctx context.Context, req *logical.Request, _ *frame
 	return &logical.Response{Data: cfg.responseData()}, nil
 }
 
-func (b *backend) configWrite(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	// Raw values, because the framework's conversions are lenient (see wholeNumber).
-	var maxBytes *int
-	if raw, ok := req.Data["max_secret_bytes"]; ok {
+// configUpdate holds the settings a write carries; nil fields keep their values.
+type configUpdate struct {
+	maxSecretBytes *int
+	casRequired    *bool
+}
+
+// parseConfigUpdate reads the raw values, because the framework's conversions
+// are lenient (see wholeNumber).
+func parseConfigUpdate(data map[string]interface{}) (configUpdate, *logical.Response) {
+	var update configUpdate
+	if raw, ok := data["max_secret_bytes"]; ok {
 		n, ok := wholeNumber(raw)
 		if !ok || n < 1 || n > maxMaxSecretBytes {
-			return logical.ErrorResponse("max_secret_bytes: must be a whole number from 1 to %d", maxMaxSecretBytes), nil
+			return update, logical.ErrorResponse("max_secret_bytes: must be a whole number from 1 to %d", maxMaxSecretBytes)
 		}
 		v := int(n)
-		maxBytes = &v
+		update.maxSecretBytes = &v
 	}
-	var casRequired *bool
-	if raw, ok := req.Data["cas_required"]; ok {
+	if raw, ok := data["cas_required"]; ok {
 		v, ok := boolean(raw)
 		if !ok {
-			return logical.ErrorResponse("cas_required: must be true or false"), nil
+			return update, logical.ErrorResponse("cas_required: must be true or false")
 		}
-		casRequired = &v
+		update.casRequired = &v
+	}
+	return update, nil
+}
+
+func (b *backend) configWrite(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	update, resp := parseConfigUpdate(req.Data)
+	if resp != nil {
+		return resp, nil
 	}
 
 	b.configLock.Lock()
@@ -175,11 +193,11 @@ func (b *backend) configWrite(ctx context.Context, req *logical.Request, _ *fram
 		return nil, err
 	}
 	updated := *current
-	if maxBytes != nil {
-		updated.MaxSecretBytes = *maxBytes
+	if update.maxSecretBytes != nil {
+		updated.MaxSecretBytes = *update.maxSecretBytes
 	}
-	if casRequired != nil {
-		updated.CASRequired = *casRequired
+	if update.casRequired != nil {
+		updated.CASRequired = *update.casRequired
 	}
 	if err := putJSON(ctx, req.Storage, configStorageKey, &updated); err != nil {
 		return nil, fmt.Errorf("writing config: %w", err)

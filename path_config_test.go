@@ -56,31 +56,49 @@ func TestConfigWrite_PartialUpdateKeepsOtherFields(t *testing.T) {
 	e.mustConfig(1, false)
 }
 
+// Whatever form a wrong value takes (a CLI string, a JSON number, a JSON
+// string), the 400 is the plugin's own rule, never the framework's conversion
+// error.
 func TestConfigWrite_RejectsWrongTypesAndRanges(t *testing.T) {
+	const maxBytesRule = "max_secret_bytes: must be a whole number from 1 to 1048576"
+	const casRequiredRule = "cas_required: must be true or false"
 	tests := []struct {
 		field string
 		value interface{}
+		rule  string
 	}{
-		{"max_secret_bytes", 1.5},
-		{"max_secret_bytes", true},
-		{"max_secret_bytes", "x"},
-		{"max_secret_bytes", "1.5"},
-		{"max_secret_bytes", 0},
-		{"max_secret_bytes", -1},
-		{"max_secret_bytes", 1048577},
-		{"max_secret_bytes", nil},
-		{"max_secret_bytes", map[string]interface{}{}},
-		{"cas_required", 1},
-		{"cas_required", "1"},
-		{"cas_required", "yes"},
-		{"cas_required", nil},
-		{"cas_required", []interface{}{true}},
+		{"max_secret_bytes", 1.5, maxBytesRule},
+		{"max_secret_bytes", true, maxBytesRule},
+		{"max_secret_bytes", "x", maxBytesRule},
+		{"max_secret_bytes", "1.5", maxBytesRule},
+		{"max_secret_bytes", "1e3", maxBytesRule},
+		{"max_secret_bytes", "true", maxBytesRule},
+		{"max_secret_bytes", "", maxBytesRule},
+		{"max_secret_bytes", 0, maxBytesRule},
+		{"max_secret_bytes", "0", maxBytesRule},
+		{"max_secret_bytes", -1, maxBytesRule},
+		{"max_secret_bytes", "-1", maxBytesRule},
+		{"max_secret_bytes", 1048577, maxBytesRule},
+		{"max_secret_bytes", "99999999999999999999", maxBytesRule},
+		{"max_secret_bytes", nil, maxBytesRule},
+		{"max_secret_bytes", map[string]interface{}{}, maxBytesRule},
+		{"cas_required", 1, casRequiredRule},
+		{"cas_required", 1.5, casRequiredRule},
+		{"cas_required", "1", casRequiredRule},
+		{"cas_required", "yes", casRequiredRule},
+		{"cas_required", "TRUE", casRequiredRule},
+		{"cas_required", nil, casRequiredRule},
+		{"cas_required", []interface{}{true}, casRequiredRule},
 	}
 	for _, tt := range tests {
-		t.Run(fmt.Sprintf("%s=%v", tt.field, tt.value), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s=%#v", tt.field, tt.value), func(t *testing.T) {
 			e := newTestEnv(t)
 			e.mustStatus(e.write("config", map[string]interface{}{"cas_required": true, "max_secret_bytes": 2048}), http.StatusNoContent)
-			e.mustStatus(e.write("config", map[string]interface{}{tt.field: tt.value}), http.StatusBadRequest, tt.field)
+			r := e.write("config", map[string]interface{}{tt.field: tt.value})
+			e.mustStatus(r, http.StatusBadRequest)
+			if r.errorText() != tt.rule {
+				t.Fatalf("error %q, want %q", r.errorText(), tt.rule)
+			}
 			if got := e.storedConfig(); *got != (configEntry{MaxSecretBytes: 2048, CASRequired: true}) {
 				t.Fatalf("a rejected write changed storage: %+v", got)
 			}

@@ -209,9 +209,11 @@ var secretReadResponseFields = func() map[string]*framework.FieldSchema {
 	return fields
 }()
 
-// validateName enforces the name rules of the API. Vault cleans "." and ".." out
-// of URLs, but percent-encoded forms reach the plugin, and Vault's storage
-// refuses any key containing "..".
+// validateName enforces the name rules of the API. Vault's HTTP layer cleans
+// "." and ".." segments out of URLs, but percent-encoded forms reach the
+// plugin: a secret stored under such a name could be written over HTTP yet
+// never read or deleted with the CLI. Vault's storage refuses any key
+// containing "..".
 func validateName(field, name string) *logical.Response {
 	var broken string
 	switch {
@@ -221,14 +223,44 @@ func validateName(field, name string) *logical.Response {
 		broken = fmt.Sprintf("must be at most %d bytes", maxNameBytes)
 	case strings.Contains(name, ".."):
 		broken = `must not contain ".."`
-	case strings.HasPrefix(name, "/") || strings.HasSuffix(name, "/") || strings.Contains(name, "//"):
-		broken = "must not have an empty segment"
 	case strings.IndexFunc(name, unicode.IsControl) >= 0:
 		broken = "must not contain control characters"
 	default:
+		broken = brokenSegmentRule(name)
+	}
+	if broken == "" {
 		return nil
 	}
 	return logical.ErrorResponse("%s: %s", field, broken)
+}
+
+// brokenSegmentRule checks each '/'-separated segment of name without
+// allocating: names are checked on every request.
+func brokenSegmentRule(name string) string {
+	for rest, more := name, true; more; {
+		var segment string
+		segment, rest, more = strings.Cut(rest, "/")
+		switch segment {
+		case "":
+			return "must not have an empty segment"
+		case ".":
+			return `must not have a segment that is exactly "."`
+		}
+	}
+	return ""
+}
+
+// parseCAS reads the optional cas field strictly: see wholeNumber.
+func parseCAS(data map[string]interface{}) (cas int64, given bool, resp *logical.Response) {
+	raw, given := data["cas"]
+	if !given {
+		return 0, false, nil
+	}
+	cas, ok := wholeNumber(raw)
+	if !ok || cas < 0 {
+		return 0, true, logical.ErrorResponse("cas: must be a whole number of at least 0")
+	}
+	return cas, true, nil
 }
 
 // parseSecretData accepts the forms Vault sends for a key/value field: a JSON
@@ -320,24 +352,50 @@ func secretWriteName(req *logical.Request) (string, bool) {
 }
 
 // secretExists tells Vault whether a write creates or updates, so a policy can
-// grant "create" without "update".
-func secretExists(ctx context.Context, req *logical.Request, name string) (bool, error) {
+// grant "create" without "update". It reads the metadata cache without the
+// name's lock: the handler checks again under the lock, so a stale answer
+// costs the caller a retry, never an overwrite. A miss is not filled here: a
+// fill outside the lock could race a write and cache the version it replaced.
+func (b *backend) secretExists(ctx context.Context, s logical.Storage, name string) (bool, error) {
 	if validateName("name", name) != nil {
 		// The handler answers with the 400; storage would refuse such a key with a 500.
 		return false, nil
 	}
-	entry, err := req.Storage.Get(ctx, secretStorageKey(name))
+	if meta, ok := b.metadata.Get(name); ok {
+		return meta != nil, nil
+	}
+	entry, err := s.Get(ctx, secretStorageKey(name))
 	if err != nil {
 		return false, fmt.Errorf("reading secret: %w", err)
 	}
 	return entry != nil, nil
 }
 
+// lockedMetadata returns the metadata of the stored version of a secret, nil
+// when there is none, from the cache or else from storage, filling the cache.
+// The caller holds the name's lock, so no write can land between the storage
+// read and the fill.
+func (b *backend) lockedMetadata(ctx context.Context, s logical.Storage, name string) (*secretMetadata, error) {
+	if meta, ok := b.metadata.Get(name); ok {
+		return meta, nil
+	}
+	entry, err := getSecret(ctx, s, secretStorageKey(name), false)
+	if err != nil {
+		return nil, fmt.Errorf("reading secret: %w", err)
+	}
+	var meta *secretMetadata
+	if entry != nil {
+		meta = &entry.secretMetadata
+	}
+	b.metadata.Add(name, meta)
+	return meta, nil
+}
+
 // secretExistenceCheck is the path's declared check, which the framework requires
 // of a path that can create; Vault's calls reach secretExists directly through
 // HandleExistenceCheck.
 func (b *backend) secretExistenceCheck(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
-	return secretExists(ctx, req, capturedName(d, "name"))
+	return b.secretExists(ctx, req.Storage, capturedName(d, "name"))
 }
 
 func (b *backend) secretRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -368,10 +426,9 @@ func (b *backend) secretWrite(ctx context.Context, req *logical.Request, d *fram
 	if resp != nil {
 		return resp, nil
 	}
-	rawCAS, hasCAS := req.Data["cas"]
-	cas, ok := wholeNumber(rawCAS)
-	if hasCAS && (!ok || cas < 0) {
-		return logical.ErrorResponse("cas: must be a whole number of at least 0"), nil
+	cas, hasCAS, resp := parseCAS(req.Data)
+	if resp != nil {
+		return resp, nil
 	}
 	cfg, err := b.loadConfig(ctx, req.Storage)
 	if err != nil {
@@ -388,14 +445,13 @@ func (b *backend) secretWrite(ctx context.Context, req *logical.Request, d *fram
 		return logical.ErrorResponse("data: encoded size %d bytes exceeds max_secret_bytes %d", len(encodedData), cfg.MaxSecretBytes), nil
 	}
 
-	key := secretStorageKey(name)
 	lock := locksutil.LockForKey(b.secretLocks, name)
 	lock.Lock()
 	defer lock.Unlock()
 
-	current, err := getSecret(ctx, req.Storage, key, false)
+	current, err := b.lockedMetadata(ctx, req.Storage, name)
 	if err != nil {
-		return nil, fmt.Errorf("reading secret: %w", err)
+		return nil, err
 	}
 	// Vault chose create or update, and checked the policy for it, before this
 	// lock was taken; a concurrent write or delete may have changed the answer
@@ -422,7 +478,9 @@ func (b *backend) secretWrite(ctx context.Context, req *logical.Request, d *fram
 	if err != nil {
 		return nil, fmt.Errorf("encoding secret: %w", err)
 	}
-	if err := req.Storage.Put(ctx, &logical.StorageEntry{Key: key, Value: value}); err != nil {
+	if err := req.Storage.Put(ctx, &logical.StorageEntry{Key: secretStorageKey(name), Value: value}); err != nil {
+		// A failed Put may still have landed: only storage knows the version now.
+		b.metadata.Remove(name)
 		// Storage's own entry limit (raft: 1 MiB with the encryption overhead
 		// included) can be lower than max_secret_bytes allows.
 		if strings.Contains(err.Error(), physical.ErrValueTooLarge) {
@@ -430,6 +488,7 @@ func (b *backend) secretWrite(ctx context.Context, req *logical.Request, d *fram
 		}
 		return nil, fmt.Errorf("writing secret: %w", err)
 	}
+	b.metadata.Add(name, &meta)
 	if logger := b.Logger(); logger.IsDebug() { // the arguments cost allocations even when unused
 		logger.Debug("secret written", "name", name, "version", meta.Version)
 	}
@@ -446,8 +505,10 @@ func (b *backend) secretDelete(ctx context.Context, req *logical.Request, d *fra
 	lock.Lock()
 	defer lock.Unlock()
 	if err := req.Storage.Delete(ctx, secretStorageKey(name)); err != nil {
+		b.metadata.Remove(name) // the delete may still have landed
 		return nil, fmt.Errorf("deleting secret: %w", err)
 	}
+	b.metadata.Add(name, nil)
 	if logger := b.Logger(); logger.IsDebug() {
 		logger.Debug("secret deleted", "name", name)
 	}

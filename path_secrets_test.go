@@ -104,6 +104,11 @@ func TestSecretWrite_UnknownFieldsAreIgnoredWithAWarning(t *testing.T) {
 	}
 }
 
+const (
+	casRule = "cas: must be a whole number of at least 0"
+	dotRule = `name: must not have a segment that is exactly "."`
+)
+
 func TestSecretWrite_RejectsBadInputAndStoresNothing(t *testing.T) {
 	long := strings.Repeat("a", 513)
 	tests := []struct {
@@ -126,12 +131,22 @@ func TestSecretWrite_RejectsBadInputAndStoresNothing(t *testing.T) {
 		{"list item not a string", "secrets/app", map[string]interface{}{"data": []interface{}{"a=b", 7}}, "data: item 2 must be a KEY=VALUE string"},
 		{"nested value", "secrets/app", map[string]interface{}{"data": map[string]interface{}{"k": []interface{}{"x"}}}, `"k" must be a string, not an array`},
 		{"duplicate key", "secrets/app", map[string]interface{}{"data": []interface{}{"a=1", "a=2"}}, `key "a" is given more than once`},
-		{"cas fraction", "secrets/app", withCAS(kv("k", "v"), 1.5), "cas: must be a whole number"},
-		{"cas signed text", "secrets/app", withCAS(kv("k", "v"), "+1"), "cas: must be a whole number"},
-		{"cas bool", "secrets/app", withCAS(kv("k", "v"), true), "cas"},
-		{"cas text", "secrets/app", withCAS(kv("k", "v"), "x"), "cas"},
-		{"cas negative", "secrets/app", withCAS(kv("k", "v"), -1), "cas"},
-		{"cas null", "secrets/app", withCAS(kv("k", "v"), nil), "cas"},
+		{"cas fraction", "secrets/app", withCAS(kv("k", "v"), 1.5), casRule},
+		{"cas fraction text", "secrets/app", withCAS(kv("k", "v"), "1.5"), casRule},
+		{"cas signed text", "secrets/app", withCAS(kv("k", "v"), "+1"), casRule},
+		{"cas bool", "secrets/app", withCAS(kv("k", "v"), true), casRule},
+		{"cas bool text", "secrets/app", withCAS(kv("k", "v"), "true"), casRule},
+		{"cas text", "secrets/app", withCAS(kv("k", "v"), "x"), casRule},
+		{"cas empty text", "secrets/app", withCAS(kv("k", "v"), ""), casRule},
+		{"cas negative", "secrets/app", withCAS(kv("k", "v"), -1), casRule},
+		{"cas negative text", "secrets/app", withCAS(kv("k", "v"), "-1"), casRule},
+		{"cas too large text", "secrets/app", withCAS(kv("k", "v"), "99999999999999999999"), casRule},
+		{"cas null", "secrets/app", withCAS(kv("k", "v"), nil), casRule},
+		{"cas object", "secrets/app", withCAS(kv("k", "v"), map[string]interface{}{}), casRule},
+		{"dot segment", "secrets/.", kv("k", "v"), dotRule},
+		{"dot segment first", "secrets/./a", kv("k", "v"), dotRule},
+		{"dot segment inside", "secrets/a/./b", kv("k", "v"), dotRule},
+		{"dot segment last", "secrets/a/.", kv("k", "v"), dotRule},
 		{"dot dot", "secrets/a/../b", kv("k", "v"), `name: must not contain ".."`},
 		{"dot dot in segment", "secrets/a..b", kv("k", "v"), `".."`},
 		{"empty segment", "secrets/a//b", kv("k", "v"), "empty segment"},
@@ -148,6 +163,23 @@ func TestSecretWrite_RejectsBadInputAndStoresNothing(t *testing.T) {
 				t.Fatalf("a rejected write stored %v", keys)
 			}
 		})
+	}
+}
+
+// Vault's CLI and HTTP mux clean "." segments out of a path, so a secret
+// stored under one could never be read, listed into or deleted from the CLI.
+func TestSecretName_DotSegmentIsRefusedEverywhere(t *testing.T) {
+	e := newTestEnv(t)
+	for _, name := range []string{".", "./a", "a/./b", "a/."} {
+		e.mustStatus(e.read("secrets/"+name), http.StatusBadRequest, dotRule)
+		e.mustStatus(e.delete("secrets/"+name), http.StatusBadRequest, dotRule)
+		e.mustStatus(e.list("secrets/"+name+"/"), http.StatusBadRequest, `prefix: must not have a segment that is exactly "."`)
+	}
+	// A dot inside a segment is an ordinary character.
+	for _, name := range []string{".env", "a/.b", "x.", "a.b/c"} {
+		e.mustStatus(e.write("secrets/"+name, kv("k", "v")), http.StatusOK)
+		e.mustStatus(e.read("secrets/"+name), http.StatusOK)
+		e.mustStatus(e.delete("secrets/"+name), http.StatusNoContent)
 	}
 }
 

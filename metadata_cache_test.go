@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// The metadata cache must never let a write reuse, skip or invent a version:
+// each test here breaks one way it could go stale, then checks the next write.
+
+// mustWriteVersion writes kv("k", value) to secrets/name and fails the test
+// unless the write was stored as the wanted version.
+func (e *testEnv) mustWriteVersion(name, value string, want int64) {
+	e.t.Helper()
+	r := e.write("secrets/"+name, kv("k", value))
+	e.mustStatus(r, http.StatusOK)
+	if got := r.resp.Data["version"]; got != float64(want) {
+		e.t.Fatalf("write to %s stored version %v, want %d", name, got, want)
+	}
+	if stored := e.storedSecret(name); stored.Version != want || stored.Data["k"] != value {
+		e.t.Fatalf("storage holds %+v, want version %d of %q", stored, want, value)
+	}
+}
+
+// putBehindTheBackend stores a version of a secret the way another node (or
+// sys/raw) would: storage changes, the backend's cache does not hear of it.
+func (e *testEnv) putBehindTheBackend(name string, version int64) {
+	e.t.Helper()
+	value, err := encodeSecret(&secretMetadata{Version: version, CreatedTime: "2020-01-01T00:00:00Z", UpdatedTime: "2020-01-01T00:00:00Z"}, []byte(`{"k":"elsewhere"}`))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.storage.InmemStorage.Put(context.Background(), &logical.StorageEntry{Key: secretStorageKey(name), Value: value}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func TestMetadataCache_InvalidateReadsStorageAgain(t *testing.T) {
+	e := newTestEnv(t)
+	e.mustWriteVersion("app", "a", 1)
+	e.putBehindTheBackend("app", 5)
+	e.backend.InvalidateKey(context.Background(), "secrets/app")
+	e.mustWriteVersion("app", "b", 6)
+
+	// Another node deleted it: the next write is a create again.
+	if err := e.storage.InmemStorage.Delete(context.Background(), secretStorageKey("app")); err != nil {
+		t.Fatal(err)
+	}
+	e.backend.InvalidateKey(context.Background(), "secrets/app")
+	e.mustWriteVersion("app", "c", 1)
+	if got := e.storedSecret("app").CreatedTime; got == "2020-01-01T00:00:00Z" {
+		t.Fatal("the re-created secret kept the deleted one's created_time")
+	}
+}
+
+func TestMetadataCache_StorageFaultsNeverReuseOrSkipAVersion(t *testing.T) {
+	tests := []struct {
+		name string
+		// fault makes one request fail with the given storage operation failing.
+		failing string
+		fault   func(e *testEnv) result
+		// next is the version the following write must store.
+		next int64
+	}{
+		{"put fails", "put", func(e *testEnv) result { return e.write("secrets/app", kv("k", "lost")) }, 3},
+		{"put lands, then fails", "put-landed", func(e *testEnv) result { return e.write("secrets/app", kv("k", "landed")) }, 4},
+		{"get fails", "get", func(e *testEnv) result {
+			e.backend.metadata.Purge()
+			return e.write("secrets/app", kv("k", "lost"))
+		}, 3},
+		{"delete fails", "delete", func(e *testEnv) result { return e.delete("secrets/app") }, 3},
+		{"delete lands, then fails", "delete-landed", func(e *testEnv) result { return e.delete("secrets/app") }, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newTestEnv(t)
+			e.mustWriteVersion("app", "v1", 1)
+			e.mustWriteVersion("app", "v2", 2)
+			e.storage.failOn(tt.failing)
+			e.mustStatus(tt.fault(e), http.StatusInternalServerError, errInjected.Error())
+			e.storage.failOn()
+			e.mustWriteVersion("app", "next", tt.next)
+		})
+	}
+}
+
+func TestMetadataCache_DeleteThenCreateStartsAtVersionOne(t *testing.T) {
+	e := newTestEnv(t)
+	e.mustWriteVersion("app", "v1", 1)
+	e.mustWriteVersion("app", "v2", 2)
+	e.mustStatus(e.delete("secrets/app"), http.StatusNoContent)
+	e.mustStatus(e.write("secrets/app", withCAS(kv("k", "v"), 1)), http.StatusBadRequest, "does not exist")
+	r := e.write("secrets/app", withCAS(kv("k", "again"), 0))
+	e.mustStatus(r, http.StatusOK)
+	if r.resp.Data["version"] != float64(1) {
+		t.Fatalf("version %v after delete, want 1", r.resp.Data["version"])
+	}
+	// The delete is cached as "absent", so Vault is told this write creates.
+	req := &logical.Request{Operation: logical.UpdateOperation, Path: "secrets/gone", Data: kv("k", "v"), Storage: e.storage}
+	e.mustStatus(e.delete("secrets/gone"), http.StatusNoContent)
+	if _, exists, err := e.backend.HandleExistenceCheck(context.Background(), req); err != nil || exists {
+		t.Fatalf("existence check after delete: exists=%v err=%v", exists, err)
+	}
+}
+
+func TestMetadataCache_EvictedNamesAreReadFromStorage(t *testing.T) {
+	e := newTestEnv(t)
+	e.backend.metadata = newMetadataCache(2)
+	e.mustWriteVersion("a", "v1", 1)
+	e.mustWriteVersion("b", "v1", 1)
+	e.mustWriteVersion("c", "v1", 1) // evicts a
+	if n := e.backend.metadata.Len(); n != 2 {
+		t.Fatalf("cache holds %d names, bound is 2", n)
+	}
+	if e.backend.metadata.Contains("a") {
+		t.Fatal("the least recently used name was not evicted")
+	}
+	// Storage is the truth for an evicted name, even if it changed meanwhile.
+	e.putBehindTheBackend("a", 7)
+	e.storage.resetCounts()
+	e.mustWriteVersion("a", "v8", 8)
+	if gets := e.storage.count("get"); gets != 2 {
+		t.Fatalf("an evicted name cost %d storage reads, want 2 (existence check and locked lookup)", gets)
+	}
+	e.storage.resetCounts()
+	e.mustWriteVersion("a", "v9", 9)
+	if gets := e.storage.count("get"); gets != 0 {
+		t.Fatalf("a cached name cost %d storage reads", gets)
+	}
+}
+
+// TestMetadataCache_StaysCoherentUnderConcurrency mixes writes, deletes, reads
+// and invalidations of a few names over a cache too small for them, then
+// checks that every cached entry says what storage holds.
+func TestMetadataCache_StaysCoherentUnderConcurrency(t *testing.T) {
+	e := newTestEnv(t)
+	e.backend.metadata = newMetadataCache(4)
+	const workers, rounds, names = 12, 80, 6
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < rounds; i++ {
+				name := fmt.Sprintf("n%d", (w*7+i)%names)
+				var r result
+				switch (w + i) % 5 {
+				case 0, 1:
+					r = e.write("secrets/"+name, kv("k", name))
+				case 2:
+					r = e.delete("secrets/" + name)
+				case 3:
+					r = e.read("secrets/" + name)
+				case 4:
+					e.backend.InvalidateKey(context.Background(), secretStorageKey(name))
+					continue
+				}
+				// A write may lose a race with a delete or create (400);
+				// nothing may fail.
+				if r.status >= 500 {
+					t.Errorf("%s: status %d %s", name, r.status, r.errorText())
+				}
+			}
+		}()
+	}
+	wg.Wait()
+
+	for i := 0; i < names; i++ {
+		name := fmt.Sprintf("n%d", i)
+		stored := e.storedSecret(name)
+		if cached, ok := e.backend.metadata.Peek(name); ok {
+			switch {
+			case stored == nil && cached != nil:
+				t.Errorf("%s: cached as version %d, but storage has none", name, cached.Version)
+			case stored != nil && (cached == nil || *cached != stored.secretMetadata):
+				t.Errorf("%s: cached %+v, stored %+v", name, cached, stored.secretMetadata)
+			}
+		}
+		want := int64(1)
+		if stored != nil {
+			want = stored.Version + 1
+		}
+		e.mustWriteVersion(name, "final", want)
+	}
+}
