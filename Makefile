@@ -1,9 +1,15 @@
 PLUGIN  := vault-plugin-secrets-reference
 VERSION ?= v0.1.0
 BIN     ?= bin/$(PLUGIN)
-# -trimpath, a fixed version and no cgo make the build reproducible: every node
-# of a cluster must hold a byte-identical binary for the same -sha256.
-GOBUILD := CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
+# Every node of a cluster must hold a byte-identical binary for the same
+# -sha256, so the same source must give the same bytes wherever it is built:
+# no cgo, -trimpath, a fixed version, and -buildvcs=false. Go would otherwise
+# stamp the git revision and a "modified" flag into a binary built in a git
+# checkout, but not into one built from a tarball; the version that matters
+# to Vault is VERSION. Flags given here win over GOFLAGS from the environment.
+GOBUILD := CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "-s -w -X main.version=$(VERSION)"
+# sha256sum is GNU coreutils; macOS has shasum.
+SHA256SUM := $(shell command -v sha256sum >/dev/null 2>&1 && echo sha256sum || echo shasum -a 256)
 PLATFORMS := linux/amd64 linux/arm64 darwin/arm64
 # For register and enable against a Vault you already run (VAULT_ADDR, VAULT_TOKEN).
 PLUGIN_DIR ?= /etc/vault/plugins
@@ -21,7 +27,7 @@ GOBENCH     := go test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) -c
 
 build: ## build the plugin into bin/ with its SHA-256 beside it
 	$(GOBUILD) -o $(BIN) .
-	sha256sum $(BIN) | cut -d' ' -f1 > $(BIN).sha256
+	$(SHA256SUM) $(BIN) | cut -d' ' -f1 > $(BIN).sha256
 	@echo "$(BIN) $(VERSION) sha256 $$(cat $(BIN).sha256)"
 
 sha256: build ## print the SHA-256 that vault plugin register -sha256 needs
@@ -49,7 +55,7 @@ release: ## reproducible binaries for $(PLATFORMS) and their SHA256SUMS in dist/
 	rm -rf dist && mkdir -p dist
 	$(foreach p,$(PLATFORMS),GOOS=$(word 1,$(subst /, ,$(p))) GOARCH=$(word 2,$(subst /, ,$(p))) \
 		$(GOBUILD) -o dist/$(PLUGIN)_$(VERSION)_$(subst /,_,$(p)) . &&) true
-	cd dist && sha256sum $(PLUGIN)_* > SHA256SUMS && cat SHA256SUMS
+	cd dist && $(SHA256SUM) $(PLUGIN)_* > SHA256SUMS && cat SHA256SUMS
 
 bench: build ## benchmarks in process and through Vault; rewrites BENCHMARKS.md
 	rm -rf $(BENCH_OUT) && mkdir -p $(BENCH_OUT)

@@ -1,32 +1,50 @@
 package e2e
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
-// TestBuild_IsReproducible builds the plugin from a second copy of the source, in
-// another directory, and expects the very same bytes: every node of a cluster
-// must hold a binary matching the one -sha256 registered.
+// TestBuild_IsReproducible builds the plugin as users get the source: a git
+// clone, and a copy without .git (a tarball), each in another directory, with
+// Go's default settings. Every build must give the very same bytes: every node
+// of a cluster must hold a binary matching the one -sha256 registered.
 func TestBuild_IsReproducible(t *testing.T) {
-	source := t.TempDir()
-	// Only the files git tracks, as a fresh clone would have them.
-	archive := exec.Command("sh", "-c", `git -C .. ls-files -z | xargs -0 tar -C .. -cf - | tar -C "$0" -xf -`, source)
+	clone := filepath.Join(t.TempDir(), "clone")
+	if out, err := exec.Command("git", "clone", "-q", "..", clone).CombinedOutput(); err != nil {
+		t.Fatalf("git clone: %v\n%s", err, out)
+	}
+	tarball := t.TempDir()
+	archive := exec.Command("sh", "-c", `git -C "$0" archive HEAD | tar -C "$1" -xf -`, clone, tarball)
 	if out, err := archive.CombinedOutput(); err != nil {
 		t.Fatalf("copying the source: %v\n%s", err, out)
 	}
-	binary := filepath.Join(t.TempDir(), pluginName)
-	cmd := exec.Command("make", "-s", "-C", source, "build", "VERSION="+oldVersion, "BIN="+binary)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("make build: %v\n%s", err, out)
+
+	sha := map[string]string{}
+	for name, source := range map[string]string{"git clone": clone, "copy without .git": tarball} {
+		got, err := buildPluginFrom(source, oldVersion, filepath.Join(t.TempDir(), pluginName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sha[name] = got
 	}
-	sha, err := os.ReadFile(binary + ".sha256")
+	if sha["git clone"] != sha["copy without .git"] {
+		t.Fatalf("sha256 of the build from a git clone %s, from a copy without .git %s", sha["git clone"], sha["copy without .git"])
+	}
+
+	// The checkout the tests run in built the binary they register; when it
+	// holds the committed source, that binary must be the same too.
+	status, err := exec.Command("git", "-C", "..", "status", "--porcelain", "--untracked-files=no").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := string(sha[:64]); got != pluginSHA[oldVersion] {
-		t.Fatalf("second build sha256 %s, first %s", got, pluginSHA[oldVersion])
+	if len(strings.TrimSpace(string(status))) > 0 {
+		t.Logf("the checkout has uncommitted changes; compared the clone and the copy only:\n%s", status)
+		return
+	}
+	if sha["git clone"] != pluginSHA[oldVersion] {
+		t.Fatalf("sha256 of the build from a git clone %s, from this checkout %s", sha["git clone"], pluginSHA[oldVersion])
 	}
 }

@@ -53,6 +53,14 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) (int, error) {
+	// A user's VAULT_NAMESPACE, VAULT_TOKEN, VAULT_CACERT and the like would
+	// reach the CLI and the API client the tests run; only the servers these
+	// tests start are addressed, with the settings the tests give.
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "VAULT_") && name != "VAULT_BINARY" {
+			os.Unsetenv(name)
+		}
+	}
 	out, err := exec.Command("./vault.sh").Output()
 	if err != nil {
 		return 1, fmt.Errorf("finding a Vault binary: %w", err)
@@ -92,7 +100,12 @@ func run(m *testing.M) (int, error) {
 // buildPlugin builds the plugin with the project's own Makefile, as an operator
 // would, and returns the SHA-256 the Makefile wrote beside it.
 func buildPlugin(version, binary string) (string, error) {
-	cmd := exec.Command("make", "-s", "-C", "..", "build", "VERSION="+version, "BIN="+binary)
+	return buildPluginFrom("..", version, binary)
+}
+
+func buildPluginFrom(source, version, binary string) (string, error) {
+	cmd := exec.Command("make", "-s", "-C", source, "build", "VERSION="+version, "BIN="+binary)
+	cmd.Env = goDefaultsEnv()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("make build %s: %v: %s", version, err, out)
 	}
@@ -102,6 +115,14 @@ func buildPlugin(version, binary string) (string, error) {
 	}
 	// The plugin directory must hold only what Vault may run.
 	return strings.TrimSpace(string(sha)), os.Remove(binary + ".sha256")
+}
+
+// goDefaultsEnv is this environment with Go's own defaults, as on a user's
+// machine: GOENV=off ignores a go env file, and GOFLAGS is what Go assumes
+// when none is set (a build machine may set -buildvcs=false, which hides
+// whether a build from a git checkout is reproducible).
+func goDefaultsEnv() []string {
+	return append(os.Environ(), "GOENV=off", "GOFLAGS=-buildvcs=auto")
 }
 
 // server is one Vault server process on a free loopback port.
