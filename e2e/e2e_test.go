@@ -53,6 +53,11 @@ func TestOperator_RegisterEnableInfoWithTheCLI(t *testing.T) {
 // must never appear in the server's log or in the audit log.
 const secretValue = "Sup3r-s3cret-e2e-value"
 
+const (
+	casRule = "cas: must be a whole number of at least 0"
+	dotRule = `name: must not have a segment that is exactly "."`
+)
+
 func TestAPI_ContractOverHTTP(t *testing.T) {
 	dev.enable(t, "api", oldVersion)
 	auditLog := filepath.Join(t.TempDir(), "audit.log")
@@ -90,13 +95,16 @@ func TestAPI_ContractOverHTTP(t *testing.T) {
 	if cfg["max_secret_bytes"] != float64(64) {
 		t.Fatalf("partial update lost max_secret_bytes: %v", cfg)
 	}
-	for _, bad := range []map[string]interface{}{
-		{"max_secret_bytes": 1.5}, {"max_secret_bytes": true}, {"max_secret_bytes": "x"},
-		{"max_secret_bytes": 0}, {"max_secret_bytes": 1048577}, {"cas_required": 1},
-	} {
-		for field := range bad {
-			dev.expect(t, http.StatusBadRequest, "POST", "api/config", bad, field)
-		}
+	// The plugin's own words, whatever form the value takes.
+	const maxBytesRule = "max_secret_bytes: must be a whole number from 1 to 1048576"
+	for _, bad := range []interface{}{1.5, "1.5", true, "x", 0, 1048577} {
+		dev.expect(t, http.StatusBadRequest, "POST", "api/config", map[string]interface{}{"max_secret_bytes": bad}, maxBytesRule)
+	}
+	for _, bad := range []interface{}{1, "1", "yes"} {
+		dev.expect(t, http.StatusBadRequest, "POST", "api/config", map[string]interface{}{"cas_required": bad}, "cas_required: must be true or false")
+	}
+	if out, err := dev.cli("write", "api/config", "max_secret_bytes=1.5"); err == nil || !strings.Contains(out, maxBytesRule) || strings.Contains(out, "strconv") {
+		t.Fatalf("vault write api/config max_secret_bytes=1.5: %v\n%s", err, out)
 	}
 
 	w := dev.expect(t, http.StatusOK, "POST", "api/secrets/team/app", secretBody("username", "app", "password", "s3cr3t"))
@@ -128,18 +136,25 @@ func TestAPI_ContractOverHTTP(t *testing.T) {
 		{"api/secrets/y", `"on" must be a string`, map[string]interface{}{"data": map[string]interface{}{"on": true}}},
 		{"api/secrets/y", `"k" must be a string`, map[string]interface{}{"data": map[string]interface{}{"k": nil}}},
 		{"api/secrets/y", "max_secret_bytes", secretBody("k", strings.Repeat("v", 100))},
-		{"api/secrets/y", "cas", map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": 1.5}},
-		{"api/secrets/y", "cas", map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": true}},
-		{"api/secrets/y", "cas", map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": "+0"}},
+		{"api/secrets/y", casRule, map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": 1.5}},
+		{"api/secrets/y", casRule, map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": "1.5"}},
+		{"api/secrets/y", casRule, map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": true}},
+		{"api/secrets/y", casRule, map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": "+0"}},
 		{"api/secrets/y", "item 1 must be a KEY=VALUE", map[string]interface{}{"data": "no-equals-sign"}},
 		{"api/secrets/y", "does not exist", map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": 3}},
 		{"api/secrets/a/%2E%2E/y", `".."`, secretBody("k", "v")},
+		{"api/secrets/%2E", dotRule, secretBody("k", "v")},
+		{"api/secrets/a/%2E/y", dotRule, secretBody("k", "v")},
 		{"api/secrets/" + strings.Repeat("n", 513), "512 bytes", secretBody("k", "v")},
 	}
 	for _, tt := range badWrites {
 		dev.expect(t, http.StatusBadRequest, "POST", tt.path, tt.body, tt.fragment)
 	}
 	dev.expect(t, http.StatusNotFound, "GET", "api/secrets/y", nil)
+	// Vault cleans "." out of a plain URL, but not out of a percent-encoded one.
+	dev.expect(t, http.StatusBadRequest, "GET", "api/secrets/a/%2E/y", nil, dotRule)
+	dev.expect(t, http.StatusBadRequest, "DELETE", "api/secrets/a/%2E/y", nil, dotRule)
+	dev.expect(t, http.StatusBadRequest, "LIST", "api/secrets/a/%2E/", nil, "prefix: must not have a segment")
 
 	dev.expect(t, http.StatusNoContent, "POST", "api/config", map[string]interface{}{"cas_required": true})
 	dev.expect(t, http.StatusBadRequest, "POST", "api/secrets/y", secretBody("k", "v"), "cas: required")

@@ -225,11 +225,13 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 	return l.buf.Write(p)
 }
 
-func (s *server) logText() string {
-	s.log.mu.Lock()
-	defer s.log.mu.Unlock()
-	return s.log.buf.String()
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
+
+func (s *server) logText() string { return s.log.String() }
 
 // cli runs the vault CLI against the server, as an operator types it.
 func (s *server) cli(args ...string) (string, error) {
