@@ -23,9 +23,9 @@ import (
 var version = "v0.0.0-dev"
 
 // metadataCacheSize bounds the metadata cache of one mount. An entry costs
-// about 300 bytes with a short name (BENCHMARKS.md measures a full cache), so
-// a full cache stays within a few MiB; a name that fell out is read again
-// from storage.
+// about 250 bytes with a short name, so a full cache holds about 2.5 MiB
+// (BenchmarkMetadataCacheFull; BENCHMARKS.md). A name that fell out is read
+// again from storage.
 const metadataCacheSize = 10000
 
 // backend is one mount of the engine. It holds no secret data: storage is the truth.

@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -106,7 +107,8 @@ func main() {
 		}
 	}
 
-	for _, op := range []string{"read", "write", "list"} {
+	// write updates one name per worker; create writes a new name every time.
+	for _, op := range []string{"read", "write", "create", "list"} {
 		for _, c := range []int{1, 8, 32} {
 			report.loads = append(report.loads, measure(op, c))
 		}
@@ -193,6 +195,9 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
+// created numbers the secrets the create load writes, so each is new.
+var created atomic.Int64
+
 var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
 
 // run drives one engine with concurrency workers for d.
@@ -213,6 +218,8 @@ func run(e *engine, op string, concurrency int, d time.Duration, res *result) {
 				switch op {
 				case "write":
 					method, path, payload = "POST", e.path(fmt.Sprintf("bench/w%d", w)), body
+				case "create":
+					method, path, payload = "POST", e.path(fmt.Sprintf("bench/new/c%d", created.Add(1))), body
 				case "list":
 					method, path = "LIST", e.path("bench/list/")
 				}
