@@ -23,7 +23,7 @@ BENCH_TIME  ?= 200ms
 BENCH_OUT   := bench/.out
 GOBENCH     := go test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) -count 1
 
-.PHONY: build sha256 test unit e2e dev register enable release bench fmt vet clean help
+.PHONY: build sha256 test unit e2e dev cluster verify-node register enable release bench fmt vet clean help
 
 build: ## build the plugin into bin/ with its SHA-256 beside it
 	$(GOBUILD) -o $(BIN) .
@@ -43,6 +43,12 @@ e2e: ## tests against a real Vault server (built once into a cache if needed)
 
 dev: build ## run a dev Vault on 127.0.0.1:8200 with the plugin enabled at ref/
 	e2e/dev.sh $(BIN) $(VERSION)
+
+cluster: build ## run a 3-node Vault cluster on 127.0.0.1:8200/8210/8220, plugin at ref/
+	e2e/cluster.sh $(BIN) $(VERSION)
+
+verify-node: ## check that PLUGIN_DIR holds the binary registered as VERSION; run on every node
+	VAULT=$(VAULT) e2e/verify-node.sh $(PLUGIN_DIR) $(VERSION) $(PLUGIN)
 
 register: build ## copy the plugin into PLUGIN_DIR and register it with VAULT_ADDR
 	install -m 0755 $(BIN) $(PLUGIN_DIR)/$(PLUGIN)
@@ -80,4 +86,4 @@ clean: ## remove build output
 	rm -rf bin dist $(BENCH_OUT)
 
 help: ## list the targets
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Runs a 3-node Vault cluster on 127.0.0.1 in the foreground: integrated
+# storage (raft), one plugin directory per node, each holding the plugin,
+# registered once and enabled at ref/. Ctrl-C stops every node.
+# Usage: e2e/cluster.sh PLUGIN_BINARY VERSION
+# CLUSTER_ADDRS sets the nodes' API addresses; each node's cluster port
+# (raft and request forwarding) is its API port + 1, as Vault's 8200/8201.
+set -euo pipefail
+binary=$1 version=$2
+name=vault-plugin-secrets-reference
+read -r -a addrs <<< "${CLUSTER_ADDRS:-127.0.0.1:8200 127.0.0.1:8210 127.0.0.1:8220}"
+vault=$("$(dirname "$0")/vault.sh")
+sha=$(cat "$binary.sha256")
+
+work=$(mktemp -d)
+pids=()
+stop() {
+  if [ "${#pids[@]}" = 0 ]; then rm -rf "$work"; return; fi
+  # SIGTERM lets each Vault stop its plugin process; SIGKILL after 10 s.
+  kill "${pids[@]}" 2>/dev/null || true
+  for _ in $(seq 100); do
+    kill -0 "${pids[@]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -9 "${pids[@]}" 2>/dev/null || true
+  wait 2>/dev/null || true
+  # A Vault killed with -9 leaves its plugin process running.
+  for pid in $(ps -e -o pid=,args= | awk -v dir="$work/" 'index($2, dir) == 1 { print $1 }'); do
+    kill -9 "$pid" 2>/dev/null || true
+  done
+  rm -rf "$work"
+}
+trap stop EXIT
+trap 'exit 0' INT TERM
+
+for i in 0 1 2; do
+  node=$work/node$((i + 1)) host=${addrs[$i]%:*} port=${addrs[$i]##*:}
+  mkdir -p "$node/raft" "$node/plugins"
+  # The binary must be on every node: only the active node runs the plugin,
+  # and any node may become active.
+  cp "$binary" "$node/plugins/$name"
+  joins=
+  for j in 0 1 2; do
+    [ "$j" = "$i" ] || joins+=$'  retry_join {\n    leader_api_addr = "http://'"${addrs[$j]}"$'"\n  }\n'
+  done
+  # performance_multiplier = 1: production timing, elections in about 2 s.
+  # Autopilot makes a joined node a voter within seconds instead of 10-20.
+  cat > "$node/server.hcl" <<HCL
+storage "raft" {
+  path                         = "$node/raft"
+  node_id                      = "node$((i + 1))"
+  performance_multiplier       = 1
+  autopilot_reconcile_interval = "1s"
+  autopilot_update_interval    = "500ms"
+$joins}
+listener "tcp" {
+  address         = "${addrs[$i]}"
+  cluster_address = "$host:$((port + 1))"
+  tls_disable     = true
+}
+api_addr         = "http://${addrs[$i]}"
+cluster_addr     = "https://$host:$((port + 1))"
+plugin_directory = "$node/plugins"
+disable_mlock    = true
+HCL
+  "$vault" server -config="$node/server.hcl" > "$node/server.log" 2>&1 &
+  pids+=($!)
+done
+
+# at ADDR CMD...: runs the vault CLI against one node.
+at() { VAULT_ADDR="http://$1" "$vault" "${@:2}"; }
+fail() { echo "cluster.sh: $*" >&2; tail -n 20 "$work"/node*/server.log >&2; exit 1; }
+# vault status exits 0 when unsealed, 2 when sealed, 1 when it gets no answer.
+answers() { local rc=0; at "$1" status >/dev/null 2>&1 || rc=$?; [ "$rc" != 1 ]; }
+for addr in "${addrs[@]}"; do
+  for _ in $(seq 300); do answers "$addr" && break; sleep 0.1; done
+  answers "$addr" || fail "$addr does not answer"
+done
+
+init=$(at "${addrs[0]}" operator init -key-shares=1 -key-threshold=1)
+key=$(awk '/^Unseal Key 1:/ { print $4 }' <<< "$init")
+token=$(awk '/^Initial Root Token:/ { print $4 }' <<< "$init")
+at "${addrs[0]}" operator unseal "$key" > /dev/null
+# The other nodes join through retry_join once the first one is unsealed
+# (attempts every 2 s), take the unseal key after that, and then unseal.
+for addr in "${addrs[@]:1}"; do
+  for _ in $(seq 150); do at "$addr" operator unseal "$key" > /dev/null 2>&1 && break; sleep 0.2; done
+  for _ in $(seq 300); do at "$addr" status > /dev/null 2>&1 && break; sleep 0.1; done
+  at "$addr" status > /dev/null 2>&1 || fail "$addr did not join and unseal"
+done
+export VAULT_ADDR="http://${addrs[0]}" VAULT_TOKEN="$token"
+voters=0
+for _ in $(seq 300); do
+  voters=$("$vault" operator raft list-peers -format=json 2>/dev/null | grep -c '"voter": true' || true)
+  [ "$voters" = 3 ] && break
+  sleep 0.1
+done
+[ "$voters" = 3 ] || fail "$voters voters, want 3"
+
+"$vault" plugin register -sha256="$sha" -version="$version" secret "$name"
+"$vault" secrets enable -path=ref -plugin-version="$version" "$name"
+
+setup="export VAULT_ADDR=$VAULT_ADDR VAULT_TOKEN=$VAULT_TOKEN"
+if [ "$(command -v vault || true)" != "$vault" ]; then
+  setup="$setup
+  alias vault=$vault"
+fi
+verify="make verify-node PLUGIN_DIR=$work/node3/plugins VERSION=$version"
+if [ "$(command -v vault || true)" != "$vault" ]; then
+  verify="$verify VAULT=$vault"
+fi
+cat <<MSG
+
+Vault $("$vault" version | cut -d' ' -f2 | tr -d ,) is running as a 3-node cluster with $name $version
+enabled at ref/:
+
+  node1  http://${addrs[0]}  active
+  node2  http://${addrs[1]}  standby
+  node3  http://${addrs[2]}  standby
+
+Unseal key: $key. Files and logs: $work. In another shell:
+
+  $setup
+
+  vault operator raft list-peers
+  VAULT_ADDR=http://${addrs[1]} vault write ref/secrets/app data=username=app data=password=s3cr3t
+  VAULT_ADDR=http://${addrs[2]} vault read ref/secrets/app
+  vault operator step-down; sleep 3
+  vault operator raft list-peers
+  VAULT_ADDR=http://${addrs[2]} vault read ref/secrets/app
+  $verify
+
+A standby forwards the write to the active node. After a step-down another
+node is active within seconds; requests in between fail and should be retried.
+The last line, run in this repository, is the pre-flight check for node3: its
+plugin directory holds the binary the catalog registered.
+
+Press Ctrl-C to stop the cluster.
+MSG
+wait
