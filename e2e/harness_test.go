@@ -5,10 +5,7 @@ package e2e
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -275,34 +272,13 @@ func (r reply) data() map[string]interface{} {
 func (r reply) String() string { return fmt.Sprintf("%d %s", r.status, r.raw) }
 
 // call sends one HTTP request to Vault's API with a token and returns the status
-// and the decoded body, so tests see exactly what a client sees.
+// and the decoded body, so tests see exactly what a client sees. Status 0
+// means no answer: callers in other goroutines must not call t.Fatal.
 func (s *server) call(t *testing.T, token, method, path string, body interface{}) reply {
 	t.Helper()
-	var reader io.Reader
-	if body != nil {
-		encoded, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		reader = bytes.NewReader(encoded)
-	}
-	req, err := http.NewRequestWithContext(context.Background(), method, s.addr+"/v1/"+path, reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("X-Vault-Token", token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		// Status 0: callers in other goroutines must not call t.Fatal.
-		return reply{raw: err.Error()}
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	r := reply{status: resp.StatusCode, raw: string(raw)}
-	if len(raw) > 0 && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
-		if err := json.Unmarshal(raw, &r.body); err != nil {
-			t.Fatalf("%s %s: decoding %q: %v", method, path, raw, err)
-		}
+	r, err := sendWith(http.DefaultClient, s.addr, token, method, path, body)
+	if err != nil && r.status != 0 {
+		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	return r
 }
