@@ -56,7 +56,7 @@ type backend struct {
 func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
 	b := newBackend()
 	withCache := *conf
-	withCache.System = &replicationStateCache{SystemView: conf.System, ttl: time.Second}
+	withCache.System = newCachedSystemView(conf.System, time.Second)
 	if err := b.Setup(ctx, &withCache); err != nil {
 		return nil, err
 	}
@@ -225,22 +225,31 @@ Configure the mount at "config"; read, write, list and delete secrets under
 "secrets/".
 `
 
-// replicationStateCache remembers Vault's replication state for a short while.
-// The framework asks for it on every request to a path with Operations, to
-// decide on forwarding; for an external plugin each question is a gRPC round
-// trip back to Vault, which measured as a quarter of a read's cost. The state
-// changes only when a node changes role, and Vault sets up its mounts afresh
-// then.
-type replicationStateCache struct {
+// cachedSystemView answers the two questions the framework asks Vault on every
+// write (and the first on every request) to a path with Operations, to decide
+// on forwarding. For an external plugin each question is a gRPC round trip
+// back to Vault; the replication state alone measured as a quarter of a
+// read's cost. The state changes only when a node changes role, and Vault
+// sets up its mounts afresh then; whether the mount is local is fixed when it
+// is enabled.
+type cachedSystemView struct {
 	logical.SystemView
 	ttl time.Duration
 
 	mu      sync.Mutex
 	state   consts.ReplicationState
 	expires time.Time
+
+	localMount func() bool
 }
 
-func (c *replicationStateCache) ReplicationState() consts.ReplicationState {
+func newCachedSystemView(system logical.SystemView, ttl time.Duration) *cachedSystemView {
+	return &cachedSystemView{SystemView: system, ttl: ttl, localMount: sync.OnceValue(system.LocalMount)}
+}
+
+func (c *cachedSystemView) LocalMount() bool { return c.localMount() }
+
+func (c *cachedSystemView) ReplicationState() consts.ReplicationState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if now := time.Now(); now.After(c.expires) {

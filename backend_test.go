@@ -577,15 +577,23 @@ func keys[V any](m map[string]V) []string {
 
 type countingSystemView struct {
 	logical.StaticSystemView
-	calls atomic.Int64
+	replicationStateCalls, localMountCalls atomic.Int64
 }
 
 func (s *countingSystemView) ReplicationState() consts.ReplicationState {
-	s.calls.Add(1)
+	s.replicationStateCalls.Add(1)
 	return s.StaticSystemView.ReplicationState()
 }
 
-func TestReplicationState_AskedOfVaultOncePerInterval(t *testing.T) {
+func (s *countingSystemView) LocalMount() bool {
+	s.localMountCalls.Add(1)
+	return s.StaticSystemView.LocalMount()
+}
+
+// The framework asks Vault on every write whether the mount is local and in
+// which replication state the node is: each a gRPC round trip for an external
+// plugin.
+func TestSystemView_AskedOfVaultOnce(t *testing.T) {
 	system := &countingSystemView{}
 	b, err := Factory(context.Background(), &logical.BackendConfig{
 		Logger: hclog.NewNullLogger(), System: system, StorageView: &logical.InmemStorage{},
@@ -594,24 +602,36 @@ func TestReplicationState_AskedOfVaultOncePerInterval(t *testing.T) {
 		t.Fatal(err)
 	}
 	storage := &logical.InmemStorage{}
-	read := func() {
-		if _, err := b.HandleRequest(context.Background(), &logical.Request{Operation: logical.ReadOperation, Path: "config", Storage: storage}); err != nil {
-			t.Fatal(err)
+	op := logical.CreateOperation
+	write := func() {
+		resp, err := b.HandleRequest(context.Background(), &logical.Request{
+			Operation: op, Path: "secrets/app", Storage: storage,
+			Data: map[string]interface{}{"data": map[string]interface{}{"k": "v"}},
+		})
+		if err != nil || resp.IsError() {
+			t.Fatal(resp, err)
 		}
+		op = logical.UpdateOperation
 	}
 	for i := 0; i < 100; i++ {
-		read()
+		write()
 	}
-	if n := system.calls.Load(); n != 1 {
-		t.Fatalf("100 requests asked Vault for the replication state %d times, want 1", n)
+	if n := system.replicationStateCalls.Load(); n != 1 {
+		t.Fatalf("100 writes asked Vault for the replication state %d times, want 1", n)
 	}
-	cache := b.(*backend).System().(*replicationStateCache)
+	if n := system.localMountCalls.Load(); n != 1 {
+		t.Fatalf("100 writes asked Vault whether the mount is local %d times, want 1", n)
+	}
+	cache := b.(*backend).System().(*cachedSystemView)
 	cache.mu.Lock()
 	cache.ttl, cache.expires = 0, time.Time{} // from now on every request asks again
 	cache.mu.Unlock()
-	read()
-	read()
-	if n := system.calls.Load(); n != 3 {
-		t.Fatalf("after expiry: %d calls, want 3", n)
+	write()
+	write()
+	if n := system.replicationStateCalls.Load(); n != 3 {
+		t.Fatalf("after expiry: %d replication state calls, want 3", n)
+	}
+	if n := system.localMountCalls.Load(); n != 1 {
+		t.Fatalf("the mount's locality was asked again: %d calls, want 1", n)
 	}
 }
