@@ -37,6 +37,7 @@ type engine struct {
 	// prefix is where its secrets live under the mount; wrap turns a value into a write body.
 	prefix string
 	wrap   func(value string) interface{}
+	pid    int // of the plugin process while the loads run; 0 for built-in kv
 }
 
 func dataBody(v string) interface{} {
@@ -58,7 +59,7 @@ var (
 	inProcess   = flag.String("inprocess", "", "benchstat output of the in-process benchmarks, to include")
 	out         = flag.String("out", "BENCHMARKS.md", "report to write")
 	chart       = flag.String("chart", "throughput.svg", "chart to write")
-	rounds      = flag.Int("rounds", 4, "alternating rounds per measurement")
+	rounds      = flag.Int("rounds", 8, "alternating rounds per measurement")
 	roundTime   = flag.Duration("round", time.Second, "length of one engine's turn in a round")
 	scaleCount  = flag.Int("scale", 100000, "secrets in the folder of the list-at-scale test")
 )
@@ -107,6 +108,16 @@ func main() {
 		}
 	}
 
+	for _, e := range engines {
+		if e.plugin != "" {
+			pids := pluginPIDs(filepath.Join(pluginDir, e.plugin))
+			if len(pids) != 1 {
+				fatalf("%s: want one plugin process, found %v", e.name, pids)
+			}
+			e.pid = pids[0]
+		}
+	}
+
 	// write updates one name per worker; create writes a new name every time.
 	for _, op := range []string{"read", "write", "create", "list"} {
 		for _, c := range []int{1, 8, 32} {
@@ -135,6 +146,12 @@ type result struct {
 	errors    int
 	elapsed   time.Duration
 	latencies []time.Duration
+	// CPU time the Vault and plugin processes used while the load ran.
+	vaultCPU, pluginCPU time.Duration
+}
+
+func (r *result) cpuPerRequest(cpu time.Duration) time.Duration {
+	return cpu / time.Duration(max(r.requests, 1))
 }
 
 func (r *result) rps() float64 { return float64(r.requests) / r.elapsed.Seconds() }
@@ -157,6 +174,7 @@ func measure(op string, concurrency int) load {
 		perRound := map[string]float64{}
 		for _, e := range engines {
 			var res result
+			vault0, plugin0 := cpuTime(server.Process.Pid), cpuTime(e.pid)
 			run(e, op, concurrency, *roundTime, &res)
 			perRound[e.name] = res.rps()
 			total := l.results[e.name]
@@ -164,6 +182,8 @@ func measure(op string, concurrency int) load {
 			total.errors += res.errors
 			total.elapsed += res.elapsed
 			total.latencies = append(total.latencies, res.latencies...)
+			total.vaultCPU += cpuTime(server.Process.Pid) - vault0
+			total.pluginCPU += cpuTime(e.pid) - plugin0
 		}
 		for _, e := range engines[1:] {
 			l.ratios[e.name] = append(l.ratios[e.name], perRound["reference"]/perRound[e.name])
@@ -397,6 +417,24 @@ func rssKiB(pid int) int {
 		}
 	}
 	return 0
+}
+
+// cpuTime reads the user and system time a process has used from /proc, in
+// clock ticks of 10 ms (USER_HZ is 100 on Linux); 0 for pid 0.
+func cpuTime(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	check(err)
+	// The fields after the command name, which may hold spaces, in parentheses.
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	user, errUser := strconv.Atoi(fields[11])
+	system, errSystem := strconv.Atoi(fields[12])
+	if errUser != nil || errSystem != nil {
+		fatalf("cannot read the CPU time of process %d", pid)
+	}
+	return time.Duration(user+system) * 10 * time.Millisecond
 }
 
 func machine() string {

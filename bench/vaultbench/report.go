@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -145,7 +146,7 @@ func (r *report) write() {
 	p("")
 	p("## Through Vault")
 	p("")
-	p("One dev server on loopback, four engines mounted side by side, each driven over HTTP for %v per turn in %d alternating rounds (A B C D A B C D ...). Ratios are the medians of the round-by-round ratios of the reference plugin's throughput to the other engine's.", *roundTime, *rounds)
+	p("One dev server on loopback, four engines mounted side by side, each driven over HTTP for %v per turn in %d alternating rounds (A B C D A B C D ...). Ratios are the medians of the round-by-round ratios of the reference plugin's throughput to the other engine's. CPU per request is the CPU time the Vault process and the engine's plugin process used during the engine's turns, divided by its requests (from /proc; the client's own is left out): on a machine whose cores the client, Vault and the plugins share, it shows where a request's cost lies more steadily than throughput does. At concurrency 1 it also counts the Go runtime's spinning between requests, so compare it within a load, not across loads.", *roundTime, *rounds)
 	p("")
 	p("- **reference**: this plugin.")
 	p("- **floor**: `bench/floor`, an external plugin that makes exactly one storage call per request and nothing else: the fastest an external plugin can be here.")
@@ -154,17 +155,21 @@ func (r *report) write() {
 	p("")
 	p("![throughput by concurrency](bench/throughput.svg)")
 	p("")
-	p("| op | conc. | engine | req/s | p50 | p99 | reference ÷ engine |")
-	p("|---|---|---|---|---|---|---|")
+	p("| op | conc. | engine | req/s | p50 | p99 | CPU per request: Vault, plugin | reference ÷ engine |")
+	p("|---|---|---|---|---|---|---|---|")
 	for _, l := range r.loads {
 		for _, e := range engines {
 			res := l.results[e.name]
-			ratio := "—"
+			ratio, pluginCPU := "—", "—"
 			if e != engines[0] {
 				ratio = fmt.Sprintf("%.2f×", median(l.ratios[e.name]))
 			}
-			p("| %s | %d | %s | %.0f | %v | %v | %s |", l.op, l.concurrency, e.name, res.rps(),
-				res.percentile(0.50).Round(time.Microsecond), res.percentile(0.99).Round(time.Microsecond), ratio)
+			if e.plugin != "" {
+				pluginCPU = res.cpuPerRequest(res.pluginCPU).Round(time.Microsecond).String()
+			}
+			p("| %s | %d | %s | %.0f | %v | %v | %v, %s | %s |", l.op, l.concurrency, e.name, res.rps(),
+				res.percentile(0.50).Round(time.Microsecond), res.percentile(0.99).Round(time.Microsecond),
+				res.cpuPerRequest(res.vaultCPU).Round(time.Microsecond), pluginCPU, ratio)
 		}
 	}
 	p("")
@@ -178,9 +183,24 @@ func (r *report) write() {
 	p("")
 	p("### What stands in the way")
 	p("")
-	p("- **Writes against the floor.** The floor answers a write with one gRPC call from Vault and one storage call back. The API requires an existence check, so that a policy can tell create from update, and Vault makes it as a separate gRPC call before the write; the write then reads the current version under the name's lock before it stores. That is two calls from Vault and three storage calls back, against the floor's one and one; HashiCorp's KV plugin pays the same and lands at the same throughput. Removing the existence check would break `create`-only policies, so this stays.")
-	p("- **Small values in process against KV version 1.** KV version 1 declares no fields and stores the request body as it comes. The plugin declares `name`, `data` and `cas` so that help, the OpenAPI document and its checks exist, and the SDK's framework converts every declared field with reflection (mapstructure) on every request; it also keeps a version and two times per secret and takes a per-name lock. Profiles (`go test -bench Write -cpuprofile`) show the framework's conversion as the largest share of the remaining allocations. With 64 KiB values the plugin is level with KV version 1, since its entry format never decodes the value a write replaces.")
-	p("- **Every engine against the built-in KV.** Each request to an external plugin crosses a gRPC connection, and each storage call crosses it back; the built-in engine does neither. The framework also asks Vault for the replication state on every request, one more round trip, which the plugin answers from a one-second cache.")
+	cpu := func(op, name string) string {
+		res := r.load(op, 8).results[name]
+		return fmt.Sprintf("%v in Vault and %v in the plugin", res.cpuPerRequest(res.vaultCPU).Round(time.Microsecond), res.cpuPerRequest(res.pluginCPU).Round(time.Microsecond))
+	}
+	ratios := func(op, name string) string {
+		var out []string
+		for _, l := range r.loads {
+			if l.op == op {
+				out = append(out, fmt.Sprintf("%.2f×", median(l.ratios[name])))
+			}
+		}
+		return strings.Join(out, ", ")
+	}
+	p("- **Updates against the floor.** Vault calls any external plugin twice for a write: the existence check, then the write; the floor gets both calls too. The plugin answers the check from its metadata cache and makes one storage call, the write itself, as the floor does. What is left is what the API promises: the floor answers 204 and stores the bare value, while the plugin answers 200 with the new version and its times, which the SDK encodes as JSON inside gRPC and Vault decodes and encodes again for HTTP. At concurrency 8 an update cost %s, against %s for the floor. The plugin's own work (validation, the name's lock, encoding the entry) is a few per cent of its share: the in-process `Write` time below.", cpu("write", "reference"), cpu("write", "floor"))
+	p("- **Creates.** A new name costs three storage calls, against the floor's one: the existence check misses the cache and reads storage (it may not fill the cache outside the name's lock), and the write reads storage again under the lock, because a create must never overwrite a secret that another request created meanwhile. Against the floor: %s by concurrency; against HashiCorp's KV plugin: %s.", ratios("create", "floor"), ratios("create", "kv-plugin"))
+	p("- **Reads against the floor.** One call from Vault and one storage call back, as for the floor; the answer also carries the version and its times. At concurrency 8 a read cost %s, against %s for the floor. The ratio moves with the machine from run to run (%s here, by concurrency): the client, Vault and the plugins share %d cores, and a round is %v.", cpu("read", "reference"), cpu("read", "floor"), ratios("read", "floor"), runtime.NumCPU(), *roundTime)
+	p("- **Small reads in process against KV version 1.** KV version 1 declares no fields and returns the stored body as it is. The plugin declares `name`, `data` and `cas` so that help, the OpenAPI document and its checks exist; the SDK's framework converts every declared field with reflection (mapstructure) on every request, and a read decodes the entry to answer its version and times. Updates in process are level with KV version 1, since the cache spares them the read of the current version.")
+	p("- **Every engine against the built-in KV.** Each request to an external plugin crosses a gRPC connection, and each storage call crosses it back; the built-in engine does neither. The SDK's framework also asks Vault, before a request to a path declared with `Operations`, for the replication state and, before a write, whether the mount is local: each a further round trip, which the plugin answers from memory (`cachedSystemView` in `backend.go`). The floor declares `Callbacks`, which skip both questions.")
 	p("")
 	p("## Resources")
 	p("")
@@ -238,6 +258,17 @@ func (r *report) write() {
 type target struct {
 	name, measured string
 	met            bool
+}
+
+// load returns the measurement of op at one concurrency.
+func (r *report) load(op string, concurrency int) load {
+	for _, l := range r.loads {
+		if l.op == op && l.concurrency == concurrency {
+			return l
+		}
+	}
+	fatalf("no %s load at concurrency %d", op, concurrency)
+	return load{}
 }
 
 func (r *report) targets() []target {
