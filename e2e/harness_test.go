@@ -22,7 +22,10 @@ import (
 )
 
 const (
+	// pluginName and mount are the only places the e2e tests name the plugin
+	// and its default mount (the Makefile's PLUGIN and MOUNT).
 	pluginName = "vault-plugin-secrets-reference"
+	mount      = "ref"
 	rootToken  = "e2e-root"
 	oldVersion = "v0.1.0"
 	newVersion = "v0.2.0"
