@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Runs a 3-node Vault cluster on 127.0.0.1 in the foreground: integrated
 # storage (raft), one plugin directory per node, each holding the plugin,
-# registered once and enabled at ref/. Ctrl-C stops every node.
-# Usage: e2e/cluster.sh PLUGIN_BINARY VERSION
+# registered once and enabled at MOUNT. Ctrl-C stops every node.
+# Usage: PLUGIN=NAME MOUNT=PATH e2e/cluster.sh PLUGIN_BINARY VERSION (make cluster sets both)
 # CLUSTER_ADDRS sets the nodes' API addresses; each node's cluster port
 # (raft and request forwarding) is its API port + 1, as Vault's 8200/8201.
 set -euo pipefail
 binary=$1 version=$2
-name=vault-plugin-secrets-reference
+name=${PLUGIN:?the plugin name, as the Makefile sets it} mount=${MOUNT:?the mount path, as the Makefile sets it}
 read -r -a addrs <<< "${CLUSTER_ADDRS:-127.0.0.1:8200 127.0.0.1:8210 127.0.0.1:8220}"
 vault=$("$(dirname "$0")/vault.sh")
 sha=$(cat "$binary.sha256")
@@ -39,30 +39,11 @@ for i in 0 1 2; do
   # The binary must be on every node: only the active node runs the plugin,
   # and any node may become active.
   cp "$binary" "$node/plugins/$name"
-  joins=
+  peers=()
   for j in 0 1 2; do
-    [ "$j" = "$i" ] || joins+=$'  retry_join {\n    leader_api_addr = "http://'"${addrs[$j]}"$'"\n  }\n'
+    [ "$j" = "$i" ] || peers+=("${addrs[$j]}")
   done
-  # performance_multiplier = 1: production timing, elections in about 2 s.
-  # Autopilot makes a joined node a voter within seconds instead of 10-20.
-  cat > "$node/server.hcl" <<HCL
-storage "raft" {
-  path                         = "$node/raft"
-  node_id                      = "node$((i + 1))"
-  performance_multiplier       = 1
-  autopilot_reconcile_interval = "1s"
-  autopilot_update_interval    = "500ms"
-$joins}
-listener "tcp" {
-  address         = "${addrs[$i]}"
-  cluster_address = "$host:$((port + 1))"
-  tls_disable     = true
-}
-api_addr         = "http://${addrs[$i]}"
-cluster_addr     = "https://$host:$((port + 1))"
-plugin_directory = "$node/plugins"
-disable_mlock    = true
-HCL
+  "$(dirname "$0")/node-config.sh" "$node" "node$((i + 1))" "${addrs[$i]}" "$host:$((port + 1))" "${peers[@]}" > "$node/server.hcl"
   "$vault" server -config="$node/server.hcl" > "$node/server.log" 2>&1 &
   pids+=($!)
 done
@@ -98,7 +79,7 @@ done
 [ "$voters" = 3 ] || fail "$voters voters, want 3"
 
 "$vault" plugin register -sha256="$sha" -version="$version" secret "$name"
-"$vault" secrets enable -path=ref -plugin-version="$version" "$name"
+"$vault" secrets enable -path="$mount" -plugin-version="$version" "$name"
 
 setup="export VAULT_ADDR=$VAULT_ADDR VAULT_TOKEN=$VAULT_TOKEN"
 if [ "$(command -v vault || true)" != "$vault" ]; then
@@ -112,7 +93,7 @@ fi
 cat <<MSG
 
 Vault $("$vault" version | cut -d' ' -f2 | tr -d ,) is running as a 3-node cluster with $name $version
-enabled at ref/:
+enabled at $mount/:
 
   node1  http://${addrs[0]}  active
   node2  http://${addrs[1]}  standby
@@ -123,11 +104,11 @@ Unseal key: $key. Files and logs: $work. In another shell:
   $setup
 
   vault operator raft list-peers
-  VAULT_ADDR=http://${addrs[1]} vault write ref/secrets/app data=username=app data=password=s3cr3t
-  VAULT_ADDR=http://${addrs[2]} vault read ref/secrets/app
+  VAULT_ADDR=http://${addrs[1]} vault write $mount/secrets/app data=username=app data=password=s3cr3t
+  VAULT_ADDR=http://${addrs[2]} vault read $mount/secrets/app
   vault operator step-down; sleep 3
   vault operator raft list-peers
-  VAULT_ADDR=http://${addrs[2]} vault read ref/secrets/app
+  VAULT_ADDR=http://${addrs[2]} vault read $mount/secrets/app
   $verify
 
 A standby forwards the write to the active node. After a step-down another

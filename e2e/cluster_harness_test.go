@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,6 +25,7 @@ type cluster struct {
 	nodes     []*node
 	unsealKey string
 	token     string
+	stopped   bool
 }
 
 // node is one member of a cluster. srv is its current Vault process; a node
@@ -38,6 +39,7 @@ type node struct {
 	token     string
 	srv       *server
 	down      bool
+	paused    bool // SIGSTOP: it takes requests but answers none
 	// plugins are the node's plugin processes when its Vault was killed.
 	plugins map[int]string
 }
@@ -63,13 +65,56 @@ func (n *node) install(t *testing.T, version string) {
 }
 
 // startCluster starts a cluster of size nodes, each holding the plugin binary
-// of oldVersion, with the plugin registered once and enabled at ref/.
+// of oldVersion, with the plugin registered once and enabled at mount. It is
+// stopped when the test ends.
 func startCluster(t *testing.T, size int) *cluster {
+	t.Helper()
+	return newCluster(t, size, false)
+}
+
+// shared is the cluster the tests that leave one as they found it share, in
+// the order they run: one cluster start for several tests.
+var shared *cluster
+
+// sharedCluster returns the shared 3-node cluster, serving, with every node a
+// voter; a test that fails stops it, and the next one starts another.
+func sharedCluster(t *testing.T) *cluster {
+	t.Helper()
+	if shared == nil || shared.stopped {
+		shared = newCluster(t, 3, true)
+		return shared
+	}
+	shared.t = t
+	t.Cleanup(func() {
+		if t.Failed() {
+			shared.stopAll()
+		}
+	})
+	shared.waitServing()
+	shared.waitVoters(len(shared.nodes))
+	return shared
+}
+
+// stopShared stops the shared cluster, if it runs, after the last test.
+func stopShared() {
+	if shared != nil && !shared.stopped {
+		for _, n := range shared.nodes {
+			_ = n.stopNow()
+		}
+	}
+}
+
+// newCluster starts a cluster; keep leaves it running after the test unless
+// the test fails.
+func newCluster(t *testing.T, size int, keep bool) *cluster {
 	t.Helper()
 	began := time.Now()
 	// Vault resolves symlinks in plugin_directory (macOS's temp dir is one); the
 	// plugin processes' command lines then start with the resolved path.
-	dir, err := filepath.EvalSymlinks(t.TempDir())
+	dir, err := os.MkdirTemp("", "cluster-")
+	if err == nil {
+		dir, err = filepath.EvalSymlinks(dir)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +122,11 @@ func startCluster(t *testing.T, size int) *cluster {
 		t.Fatal(err)
 	}
 	c := &cluster{t: t}
-	t.Cleanup(c.stopAll)
+	t.Cleanup(func() {
+		if !keep || t.Failed() {
+			c.stopAll()
+		}
+	})
 
 	apiPorts, clusterPorts := make([]int, size), make([]int, size)
 	for i := 0; i < size; i++ {
@@ -99,33 +148,16 @@ func startCluster(t *testing.T, size int) *cluster {
 		if err := os.MkdirAll(n.pluginDir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		var joins strings.Builder
+		args := []string{n.dir, n.id, n.listen, fmt.Sprintf("127.0.0.1:%d", clusterPorts[i])}
 		for j := 0; j < size; j++ {
 			if j != i {
-				fmt.Fprintf(&joins, "  retry_join {\n    leader_api_addr = \"http://127.0.0.1:%d\"\n  }\n", apiPorts[j])
+				args = append(args, fmt.Sprintf("127.0.0.1:%d", apiPorts[j]))
 			}
 		}
-		// performance_multiplier = 1 is the production timing: elections in
-		// about 2 s instead of 7-12 s with the development default. Autopilot
-		// promotes a joined node to voter on its next reconcile, every 10 s by
-		// default; every second here, so the cluster is up sooner.
-		config := fmt.Sprintf(`storage "raft" {
-  path                         = %q
-  node_id                      = %q
-  performance_multiplier       = 1
-  autopilot_reconcile_interval = "1s"
-  autopilot_update_interval    = "500ms"
-%s}
-listener "tcp" {
-  address         = %q
-  cluster_address = "127.0.0.1:%d"
-  tls_disable     = true
-}
-api_addr         = "http://%s"
-cluster_addr     = "https://127.0.0.1:%d"
-plugin_directory = %q
-disable_mlock    = true
-`, filepath.Join(n.dir, "raft"), n.id, joins.String(), n.listen, clusterPorts[i], n.listen, clusterPorts[i], n.pluginDir)
+		config, err := runCommand(time.Minute, "./node-config.sh", args...)
+		if err != nil {
+			t.Fatalf("node-config.sh: %v\n%s", err, config)
+		}
 		if err := os.WriteFile(n.config, []byte(config), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -175,8 +207,8 @@ disable_mlock    = true
 	c.waitVoters(size)
 	first.srv.mustCLI(t, "plugin", "register", "-sha256="+pluginSHA[oldVersion], "-version="+oldVersion,
 		"-command="+pluginCommand(oldVersion), "secret", pluginName)
-	first.srv.mustCLI(t, "secrets", "enable", "-path=ref", "-plugin-version="+oldVersion, pluginName)
-	t.Logf("cluster of %d nodes up, plugin enabled at ref/: %v", size, time.Since(began).Round(time.Millisecond))
+	first.srv.mustCLI(t, "secrets", "enable", "-path="+mount, "-plugin-version="+oldVersion, pluginName)
+	t.Logf("cluster of %d nodes up, plugin enabled at %s/: %v", size, mount, time.Since(began).Round(time.Millisecond))
 	return c
 }
 
@@ -229,9 +261,18 @@ func (n *node) stop(t *testing.T) {
 var becomeSubreaper = func() error { return nil }
 
 // killPlugins kills every process started from the node's plugin directory,
-// whatever its parent now is, waits until they are gone, and returns how many.
-func (n *node) killPlugins(t *testing.T) int {
+// whatever its parent now is, and waits until they are gone; the test fails
+// if one survives. It returns how many it killed.
+func (n *node) killPlugins(t testing.TB) int {
 	t.Helper()
+	killed, err := n.killPluginsNow()
+	if err != nil {
+		t.Error(err)
+	}
+	return killed
+}
+
+func (n *node) killPluginsNow() (int, error) {
 	pids := processesUnder(n.pluginDir)
 	for pid := range pids {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
@@ -240,37 +281,29 @@ func (n *node) killPlugins(t *testing.T) int {
 	unreaped := maps.Clone(pids)
 	maps.Copy(unreaped, n.plugins)
 	n.plugins = nil
-	for i := 0; i < 100; i++ {
+	err := poll(5*time.Second, func() (bool, string) {
 		for pid := range unreaped {
 			// Reaps an orphan this process adopted; ECHILD for any other.
 			if got, err := syscall.Wait4(pid, nil, syscall.WNOHANG, nil); got == pid || err != nil {
 				delete(unreaped, pid)
 			}
 		}
-		if len(unreaped) == 0 && len(processesUnder(n.pluginDir)) == 0 {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+		left := processesUnder(n.pluginDir)
+		return len(unreaped) == 0 && len(left) == 0, fmt.Sprint(left)
+	})
+	if err != nil {
+		return len(pids), fmt.Errorf("%s: plugin processes survive SIGKILL: %w", n.id, err)
 	}
-	if left := processesUnder(n.pluginDir); len(left) > 0 {
-		t.Errorf("%s: plugin processes %v survive SIGKILL", n.id, left)
-	}
-	return len(pids)
+	return len(pids), nil
 }
 
 // processesUnder maps the PID of each live process whose command starts with
 // dir to its command line.
 func processesUnder(dir string) map[int]string {
-	out, err := exec.Command("ps", "-e", "-o", "pid=,args=").Output()
-	if err != nil {
-		return nil
-	}
 	found := map[int]string{}
-	for _, line := range strings.Split(string(out), "\n") {
-		pid, args, _ := strings.Cut(strings.TrimSpace(line), " ")
-		if args = strings.TrimSpace(args); strings.HasPrefix(args, dir+string(filepath.Separator)) {
-			n, _ := strconv.Atoi(pid)
-			found[n] = args
+	for _, p := range processes() {
+		if strings.HasPrefix(p.args, dir+string(filepath.Separator)) {
+			found[p.pid] = p.args
 		}
 	}
 	return found
@@ -279,6 +312,7 @@ func processesUnder(dir string) map[int]string {
 // stopAll kills every node and every plugin process, also after a failed
 // test; a failed test also gets the end of each node's log.
 func (c *cluster) stopAll() {
+	c.stopped = true
 	for _, n := range c.nodes {
 		if n.srv == nil {
 			continue
@@ -290,15 +324,26 @@ func (c *cluster) stopAll() {
 			}
 			c.t.Logf("%s log, last lines:\n%s", n.id, log)
 		}
-		if !n.down {
-			n.plugins = processesUnder(n.pluginDir)
-			_ = syscall.Kill(n.srv.cmd.Process.Pid, syscall.SIGKILL)
-			<-n.srv.exited
-			n.down = true
+		if err := n.stopNow(); err != nil {
+			c.t.Error(err)
 		}
-		n.killPlugins(c.t)
-		_ = syscall.Kill(-n.srv.cmd.Process.Pid, syscall.SIGKILL)
 	}
+}
+
+// stopNow kills the node's Vault, its process group and its plugins.
+func (n *node) stopNow() error {
+	if n.paused {
+		_ = syscall.Kill(n.srv.cmd.Process.Pid, syscall.SIGCONT)
+	}
+	if !n.down {
+		n.plugins = processesUnder(n.pluginDir)
+		_ = syscall.Kill(n.srv.cmd.Process.Pid, syscall.SIGKILL)
+		<-n.srv.exited
+		n.down = true
+	}
+	_, err := n.killPluginsNow()
+	_ = syscall.Kill(-n.srv.cmd.Process.Pid, syscall.SIGKILL)
+	return err
 }
 
 // unseal unseals a node with the cluster's one key share and waits until it
@@ -314,39 +359,36 @@ func (c *cluster) unseal(n *node) {
 func (c *cluster) unsealNode(n *node) error {
 	// A joining node takes the key once retry_join (every 2 s) has fetched
 	// the leader's challenge; until then it says it is not initialized.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	err := poll(60*time.Second, func() (bool, string) {
 		r, err := send(n.addr(), "", "PUT", "sys/unseal", map[string]interface{}{"key": c.unsealKey})
-		if err == nil && r.status == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) || !strings.Contains(r.raw, "not initialized") {
-			return fmt.Errorf("unseal %s: %s %v", n.id, r, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return err == nil && r.status == http.StatusOK, fmt.Sprint(r, err)
+	})
+	if err != nil {
+		return fmt.Errorf("unseal %s: %w", n.id, err)
 	}
-	var last reply
-	for time.Now().Before(deadline) {
-		// 200: active; 429: an unsealed standby.
-		r, err := send(n.addr(), "", "GET", "sys/health", nil)
-		if err == nil && (r.status == http.StatusOK || r.status == http.StatusTooManyRequests) {
-			return nil
-		}
-		last = r
-		time.Sleep(100 * time.Millisecond)
+	// 200: active; 429: an unsealed standby.
+	if err := poll(60*time.Second, func() (bool, string) {
+		r, err := sendWith(healthHTTP, n.addr(), "", "GET", "sys/health", nil)
+		return err == nil && (r.status == http.StatusOK || r.status == http.StatusTooManyRequests), fmt.Sprint(r, err)
+	}); err != nil {
+		return fmt.Errorf("%s: sys/health after unseal: %w", n.id, err)
 	}
-	return fmt.Errorf("%s: sys/health still %s a minute after unseal", n.id, last)
+	return nil
 }
+
+// healthHTTP asks sys/health with a short deadline: a paused or dying node
+// must not hold up the search for the active one.
+var healthHTTP = &http.Client{Timeout: 2 * time.Second}
 
 // activeNode is the node whose sys/health says active, or nil while no live
 // node, or more than one, says so.
 func (c *cluster) activeNode() *node {
 	var active []*node
 	for _, n := range c.nodes {
-		if n.down {
+		if n.down || n.paused {
 			continue
 		}
-		if r, err := send(n.addr(), "", "GET", "sys/health", nil); err == nil && r.status == http.StatusOK {
+		if r, err := sendWith(healthHTTP, n.addr(), "", "GET", "sys/health", nil); err == nil && r.status == http.StatusOK {
 			active = append(active, n)
 		}
 	}
@@ -359,13 +401,23 @@ func (c *cluster) activeNode() *node {
 // active waits for an active node and returns it.
 func (c *cluster) active() *node {
 	c.t.Helper()
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if a := c.activeNode(); a != nil {
-			return a
-		}
-	}
-	c.t.Fatal("no active node within a minute")
-	return nil
+	var a *node
+	waitFor(c.t, 60*time.Second, "an active node", func() (bool, string) {
+		a = c.activeNode()
+		return a != nil, "none, or more than one"
+	})
+	return a
+}
+
+// waitOtherActive waits until a node other than old is active.
+func (c *cluster) waitOtherActive(old *node) *node {
+	c.t.Helper()
+	var a *node
+	waitFor(c.t, 30*time.Second, "a node but "+old.id+" active", func() (bool, string) {
+		a = c.activeNode()
+		return a != nil && a != old, fmt.Sprint(a)
+	})
+	return a
 }
 
 // standbys lists the live nodes other than the active one.
@@ -385,31 +437,26 @@ func (c *cluster) standbys() []*node {
 // autopilot calls the cluster healthy, so any one node may fail.
 func (c *cluster) waitVoters(want int) {
 	c.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	var last string
-	for time.Now().Before(deadline) {
+	waitFor(c.t, 60*time.Second, fmt.Sprintf("%d healthy voters", want), func() (bool, string) {
 		a := c.activeNode()
-		if a != nil {
-			voters := 0
-			r, err := send(a.addr(), c.token, "GET", "sys/storage/raft/configuration", nil)
-			if err == nil && r.status == http.StatusOK {
-				config, _ := r.data()["config"].(map[string]interface{})
-				servers, _ := config["servers"].([]interface{})
-				for _, s := range servers {
-					if s.(map[string]interface{})["voter"] == true {
-						voters++
-					}
+		if a == nil {
+			return false, "no active node"
+		}
+		voters := 0
+		r, err := send(a.addr(), c.token, "GET", "sys/storage/raft/configuration", nil)
+		if err == nil && r.status == http.StatusOK {
+			config, _ := r.data()["config"].(map[string]interface{})
+			servers, _ := config["servers"].([]interface{})
+			for _, s := range servers {
+				if s.(map[string]interface{})["voter"] == true {
+					voters++
 				}
 			}
-			state, err := send(a.addr(), c.token, "GET", "sys/storage/raft/autopilot/state", nil)
-			if err == nil && voters == want && state.data()["healthy"] == true {
-				return
-			}
-			last = fmt.Sprintf("%d voters; autopilot %s", voters, state.raw)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	c.t.Fatalf("the cluster has not %d healthy voters within a minute: %s", want, last)
+		state, err := send(a.addr(), c.token, "GET", "sys/storage/raft/autopilot/state", nil)
+		return err == nil && voters == want && state.data()["healthy"] == true,
+			fmt.Sprintf("%d voters; autopilot %s", voters, state.raw)
+	})
 }
 
 // waitCaughtUp waits until node n follows the active node and has applied
@@ -420,16 +467,43 @@ func (c *cluster) waitCaughtUp(n *node) {
 	c.t.Helper()
 	a := c.active()
 	committed, _ := c.must(a, http.StatusOK, "GET", "sys/leader", nil).body["raft_committed_index"].(float64)
-	var last reply
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	waitFor(c.t, 30*time.Second, fmt.Sprintf("%s caught up with %s (committed index %v)", n.id, a.id, committed), func() (bool, string) {
 		r, err := send(n.addr(), "", "GET", "sys/leader", nil)
 		applied, _ := r.body["raft_applied_index"].(float64)
-		if err == nil && r.body["leader_address"] == a.addr() && applied >= committed && committed > 0 {
-			return
+		return err == nil && r.body["leader_address"] == a.addr() && applied >= committed && committed > 0, fmt.Sprint(r, err)
+	})
+}
+
+// poll calls done every 50 ms until it says true or timeout passes; the
+// error then holds done's last word. It is the one waiting loop of the
+// tests, so every wait is bounded.
+func poll(timeout time.Duration, done func() (bool, string)) error {
+	var last string
+	for deadline := time.Now().Add(timeout); ; time.Sleep(50 * time.Millisecond) {
+		var ok bool
+		if ok, last = done(); ok {
+			return nil
 		}
-		last = r
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not within %v; last: %s", timeout, last)
+		}
 	}
-	c.t.Fatalf("%s has not caught up with %s (committed index %v) within 30 s: %s", n.id, a.id, committed, last)
+}
+
+// waitFor is poll that fails the test, naming what it waited for.
+func waitFor(t testing.TB, timeout time.Duration, what string, done func() (bool, string)) {
+	t.Helper()
+	if err := poll(timeout, done); err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
+	}
+}
+
+// runCommand runs a program with a deadline and returns its combined output.
+func runCommand(timeout time.Duration, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	return string(out), err
 }
 
 // must sends a request to one node as root and fails the test unless the
@@ -456,6 +530,11 @@ func send(addr, token, method, path string, body interface{}) (reply, error) {
 }
 
 func sendWith(client *http.Client, addr, token, method, path string, body interface{}) (reply, error) {
+	return sendContext(context.Background(), client, addr, token, method, path, body)
+}
+
+// sendContext is send with a client and a context of the caller's.
+func sendContext(ctx context.Context, client *http.Client, addr, token, method, path string, body interface{}) (reply, error) {
 	var reader io.Reader
 	if body != nil {
 		encoded, err := json.Marshal(body)
@@ -464,7 +543,7 @@ func sendWith(client *http.Client, addr, token, method, path string, body interf
 		}
 		reader = bytes.NewReader(encoded)
 	}
-	req, err := http.NewRequest(method, addr+"/v1/"+path, reader)
+	req, err := http.NewRequestWithContext(ctx, method, addr+"/v1/"+path, reader)
 	if err != nil {
 		return reply{}, err
 	}

@@ -5,13 +5,13 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -44,6 +44,10 @@ var (
 func pluginCommand(version string) string { return pluginName + "-" + version }
 
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(reaperEnv); dir != "" {
+		reap(dir)
+		return
+	}
 	code, err := run(m)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
@@ -66,6 +70,11 @@ func run(m *testing.M) (int, error) {
 		return 1, fmt.Errorf("finding a Vault binary: %w", err)
 	}
 	vaultBinary = strings.TrimSpace(string(out))
+	if err := startRun(); err != nil {
+		return 1, err
+	}
+	defer endRun()
+	defer stopShared()
 
 	work, err := os.MkdirTemp("", "e2e-")
 	if err != nil {
@@ -104,7 +113,9 @@ func buildPlugin(version, binary string) (string, error) {
 }
 
 func buildPluginFrom(source, version, binary string) (string, error) {
-	cmd := exec.Command("make", "-s", "-C", source, "build", "VERSION="+version, "BIN="+binary)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "make", "-s", "-C", source, "build", "VERSION="+version, "BIN="+binary)
 	cmd.Env = goDefaultsEnv()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("make build %s: %v: %s", version, err, out)
@@ -168,6 +179,7 @@ func startServerAt(dir, listen string, args ...string) (*server, error) {
 	if err := s.cmd.Start(); err != nil {
 		return nil, err
 	}
+	recordServer(s.cmd.Process.Pid)
 	go func() { _ = s.cmd.Wait(); close(s.exited) }()
 
 	config := api.DefaultConfig()
@@ -179,26 +191,25 @@ func startServerAt(dir, listen string, args ...string) (*server, error) {
 	}
 	s.client = client
 	client.SetToken(s.token)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	err = poll(60*time.Second, func() (bool, string) {
 		select {
 		case <-s.exited:
-			return nil, fmt.Errorf("vault server exited early:\n%s", s.logText())
+			return true, ""
 		default:
 		}
-		resp, err := http.Get(s.addr + "/v1/sys/health?uninitcode=200&sealedcode=200&standbycode=200")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			s.stop()
-			return nil, fmt.Errorf("vault server did not answer within a minute:\n%s", s.logText())
-		}
-		time.Sleep(100 * time.Millisecond)
+		r, err := sendWith(healthHTTP, s.addr, "", "GET", "sys/health?uninitcode=200&sealedcode=200&standbycode=200", nil)
+		return err == nil && r.status == http.StatusOK, fmt.Sprint(r, err)
+	})
+	select {
+	case <-s.exited:
+		return nil, fmt.Errorf("vault server exited early:\n%s", s.logText())
+	default:
 	}
+	if err != nil {
+		s.stop()
+		return nil, fmt.Errorf("vault server does not answer: %v\n%s", err, s.logText())
+	}
+	return s, nil
 }
 
 // stop ends the server by its own process: SIGTERM, then SIGKILL to its whole
@@ -239,7 +250,9 @@ func (s *server) cli(args ...string) (string, error) {
 }
 
 func (s *server) cliWithToken(token string, args ...string) (string, error) {
-	cmd := exec.Command(vaultBinary, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, vaultBinary, args...)
 	cmd.Env = append(os.Environ(), "VAULT_ADDR="+s.addr, "VAULT_TOKEN="+token, "VAULT_FORMAT=", "NO_COLOR=1")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -279,7 +292,7 @@ func (r reply) String() string { return fmt.Sprintf("%d %s", r.status, r.raw) }
 // means no answer: callers in other goroutines must not call t.Fatal.
 func (s *server) call(t *testing.T, token, method, path string, body interface{}) reply {
 	t.Helper()
-	r, err := sendWith(http.DefaultClient, s.addr, token, method, path, body)
+	r, err := send(s.addr, token, method, path, body)
 	if err != nil && r.status != 0 {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -316,18 +329,11 @@ func (s *server) enable(t *testing.T, path, version string) {
 // pluginProcesses lists the PIDs of plugin processes the server started.
 func (s *server) pluginProcesses(t *testing.T) []int {
 	t.Helper()
-	out, err := exec.Command("ps", "-e", "-o", "pid=,ppid=,args=").Output()
-	if err != nil {
-		t.Fatalf("ps: %v", err)
-	}
 	var pids []int
-	for _, line := range strings.Split(string(out), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) < 3 || fields[1] != strconv.Itoa(s.cmd.Process.Pid) || !strings.HasPrefix(fields[2], pluginDir) {
-			continue
+	for _, p := range processes() {
+		if p.parent == s.cmd.Process.Pid && strings.HasPrefix(p.args, pluginDir) {
+			pids = append(pids, p.pid)
 		}
-		pid, _ := strconv.Atoi(fields[0])
-		pids = append(pids, pid)
 	}
 	return pids
 }

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Prints the server config of one node of a raft cluster on loopback: the one
+# place both e2e/cluster.sh and the e2e tests write it.
+# Usage: e2e/node-config.sh NODE_DIR NODE_ID API_ADDR CLUSTER_ADDR PEER_API_ADDR...
+# The node keeps its raft data in NODE_DIR/raft and its plugins in
+# NODE_DIR/plugins; it joins the cluster through any of the peers.
+set -euo pipefail
+dir=$1 id=$2 api=$3 cluster=$4
+shift 4
+cat <<HCL
+# performance_multiplier = 1 is the production timing: elections in about
+# 2 s instead of 7-12 s with the development default. Autopilot promotes a
+# joined node to voter on its next reconcile, every 10 s by default; every
+# second here, so a cluster is up sooner.
+storage "raft" {
+  path                         = "$dir/raft"
+  node_id                      = "$id"
+  performance_multiplier       = 1
+  autopilot_reconcile_interval = "1s"
+  autopilot_update_interval    = "500ms"
+HCL
+for peer in "$@"; do
+  printf '  retry_join {\n    leader_api_addr = "http://%s"\n  }\n' "$peer"
+done
+cat <<HCL
+}
+listener "tcp" {
+  address         = "$api"
+  cluster_address = "$cluster"
+  tls_disable     = true
+}
+api_addr         = "http://$api"
+cluster_addr     = "https://$cluster"
+plugin_directory = "$dir/plugins"
+disable_mlock    = true
+HCL
