@@ -45,7 +45,7 @@ dev: build ## run a dev Vault on 127.0.0.1:8200 with the plugin enabled at ref/
 	e2e/dev.sh $(BIN) $(VERSION)
 
 cluster: build ## run a 3-node Vault cluster on 127.0.0.1:8200/8210/8220, plugin at ref/
-	e2e/cluster.sh $(BIN) $(VERSION)
+	PLUGIN=$(PLUGIN) MOUNT=$(MOUNT) e2e/cluster.sh $(BIN) $(VERSION)
 
 verify-node: ## check that PLUGIN_DIR holds the binary registered as VERSION; run on every node
 	VAULT=$(VAULT) e2e/verify-node.sh $(PLUGIN_DIR) $(VERSION) $(PLUGIN)
