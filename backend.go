@@ -217,8 +217,12 @@ func boolean(raw interface{}) (bool, bool) {
 	return false, false
 }
 
+// operationPrefix names the engine in its help and begins each of its
+// operation IDs in Vault's OpenAPI document; make new-plugin renames it.
+const operationPrefix = "reference"
+
 const backendHelp = `
-The reference secrets engine stores static secrets: named sets of string
+The ` + operationPrefix + ` secrets engine stores static secrets: named sets of string
 key/value pairs, versioned, with optional check-and-set writes.
 
 Configure the mount at "config"; read, write, list and delete secrets under

@@ -39,7 +39,7 @@ func (b *backend) pathConfig() *framework.Path {
 	return &framework.Path{
 		Pattern: configStorageKey,
 		DisplayAttrs: &framework.DisplayAttributes{
-			OperationPrefix: "reference",
+			OperationPrefix: operationPrefix,
 			OperationSuffix: "configuration",
 		},
 		Fields: map[string]*framework.FieldSchema{

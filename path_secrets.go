@@ -87,7 +87,7 @@ func (b *backend) pathSecrets() *framework.Path {
 		// A name ending in "/" is a folder and routes to pathSecretsList instead.
 		Pattern: `(?s)` + secretStoragePrefix + `(?P<name>.*[^/])`,
 		DisplayAttrs: &framework.DisplayAttributes{
-			OperationPrefix: "reference",
+			OperationPrefix: operationPrefix,
 			OperationSuffix: "secret",
 		},
 		Fields: map[string]*framework.FieldSchema{
@@ -148,7 +148,7 @@ func (b *backend) pathSecretsList() *framework.Path {
 	return &framework.Path{
 		Pattern: `(?s)` + secretStoragePrefix + `(?P<prefix>.*/)?`,
 		DisplayAttrs: &framework.DisplayAttributes{
-			OperationPrefix: "reference",
+			OperationPrefix: operationPrefix,
 			OperationSuffix: "secrets",
 		},
 		Fields: map[string]*framework.FieldSchema{
