@@ -22,8 +22,9 @@ import (
 	"github.com/hashicorp/vault/sdk/plugin/pb"
 )
 
-// testStorage is in-memory storage that counts calls and fails them on demand,
-// so tests can prove what a request costs and what a storage failure leaves behind.
+// testStorage is in-memory storage that counts calls, fails them and holds
+// them on demand, so tests can prove what a request costs, what a storage
+// failure leaves behind and what a lock keeps from interleaving.
 type testStorage struct {
 	logical.InmemStorage
 	calls sync.Map // operation name -> *atomic.Int64
@@ -33,6 +34,11 @@ type testStorage struct {
 	// maxEntryBytes, when set, refuses larger entries with the error Vault's
 	// storage backends return.
 	maxEntryBytes int
+	// hold, when set, is called by Put and Delete with "put" or "delete"
+	// before the change lands and "put-landed" or "delete-landed" after.
+	// Blocking in it widens a race window from microseconds to as long as a
+	// test needs. Set it before the racing requests start.
+	hold func(op string)
 }
 
 var errInjected = errors.New("injected storage failure")
@@ -73,6 +79,12 @@ func (s *testStorage) count(op string) int64 {
 
 func (s *testStorage) resetCounts() { s.calls.Clear() }
 
+func (s *testStorage) holdAt(op string) {
+	if s.hold != nil {
+		s.hold(op)
+	}
+}
+
 func (s *testStorage) Get(ctx context.Context, key string) (*logical.StorageEntry, error) {
 	if err := s.record("get"); err != nil {
 		return nil, err
@@ -87,9 +99,11 @@ func (s *testStorage) Put(ctx context.Context, entry *logical.StorageEntry) erro
 	if s.maxEntryBytes > 0 && len(entry.Value) > s.maxEntryBytes {
 		return fmt.Errorf("%s; got %d bytes, max: %d bytes", physical.ErrValueTooLarge, len(entry.Value), s.maxEntryBytes)
 	}
+	s.holdAt("put")
 	if err := s.InmemStorage.Put(ctx, entry); err != nil {
 		return err
 	}
+	s.holdAt("put-landed")
 	return s.failsAfterLanding("put")
 }
 
@@ -97,9 +111,11 @@ func (s *testStorage) Delete(ctx context.Context, key string) error {
 	if err := s.record("delete"); err != nil {
 		return err
 	}
+	s.holdAt("delete")
 	if err := s.InmemStorage.Delete(ctx, key); err != nil {
 		return err
 	}
+	s.holdAt("delete-landed")
 	return s.failsAfterLanding("delete")
 }
 
@@ -108,6 +124,49 @@ func (s *testStorage) List(ctx context.Context, prefix string) ([]string, error)
 		return nil, err
 	}
 	return s.InmemStorage.List(ctx, prefix)
+}
+
+// raceWindow is how long a concurrency test holds a request inside its race
+// window at most. Without the lock under test, the other racers arrive well
+// within it; with the lock, the first racer waits this long for racers the
+// lock keeps out, so it bounds what the lock costs the test.
+const raceWindow = 100 * time.Millisecond
+
+// raceGate holds each caller of wait until n callers are waiting or
+// raceWindow has passed since the gate was made; from then on it lets every
+// caller through. Called where a request has read and not yet written,
+// it makes n unlocked racers all act on what they read before any of
+// them writes: a race that a lock prevents, made to happen on every run.
+type raceGate struct {
+	n       int64
+	waiting atomic.Int64
+	open    chan struct{}
+	release func()
+}
+
+func newRaceGate(n int) *raceGate {
+	g := &raceGate{n: int64(n), open: make(chan struct{})}
+	g.release = sync.OnceFunc(func() { close(g.open) })
+	time.AfterFunc(raceWindow, g.release)
+	return g
+}
+
+func (g *raceGate) wait() {
+	if g.waiting.Add(1) == g.n {
+		g.release()
+	}
+	<-g.open
+}
+
+// holdPuts holds every Put to e's storage, before it lands, at a new
+// raceGate for n racers.
+func (e *testEnv) holdPuts(n int) {
+	gate := newRaceGate(n)
+	e.storage.hold = func(op string) {
+		if op == "put" {
+			gate.wait()
+		}
+	}
 }
 
 // testEnv is one mount of the backend over in-memory storage, with its log.

@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net/http"
-	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -134,57 +134,69 @@ func TestMetadataCache_EvictedNamesAreReadFromStorage(t *testing.T) {
 	}
 }
 
-// TestMetadataCache_StaysCoherentUnderConcurrency mixes writes, deletes, reads
-// and invalidations of a few names over a cache too small for them, then
-// checks that every cached entry says what storage holds.
+// TestMetadataCache_StaysCoherentUnderConcurrency races two requests on one
+// secret: the first is held after its change has landed in storage, before it
+// updates the cache, until the second has finished. Without the name's lock,
+// the second reads the version the first has not cached yet, and the first
+// then caches what storage no longer holds. With it, the second waits for the
+// first, and the cache says what storage holds.
 func TestMetadataCache_StaysCoherentUnderConcurrency(t *testing.T) {
-	e := newTestEnv(t)
-	e.backend.metadata = newMetadataCache(4)
-	const workers, rounds, names = 12, 80, 6
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < rounds; i++ {
-				name := fmt.Sprintf("n%d", (w*7+i)%names)
-				var r result
-				switch (w + i) % 5 {
-				case 0, 1:
-					r = e.write("secrets/"+name, kv("k", name))
-				case 2:
-					r = e.delete("secrets/" + name)
-				case 3:
-					r = e.read("secrets/" + name)
-				case 4:
-					e.backend.InvalidateKey(context.Background(), secretStorageKey(name))
-					continue
-				}
-				// A write may lose a race with a delete or create (400);
-				// nothing may fail.
-				if r.status >= 500 {
-					t.Errorf("%s: status %d %s", name, r.status, r.errorText())
-				}
-			}
-		}()
+	write := func(e *testEnv) result { return e.write("secrets/app", kv("k", "racing")) }
+	remove := func(e *testEnv) result { return e.delete("secrets/app") }
+	tests := []struct {
+		name          string
+		first, second func(e *testEnv) result
+		heldAt        string
+	}{
+		{"write, then write", write, write, "put-landed"},
+		{"write, then delete", write, remove, "put-landed"},
+		{"delete, then write", remove, write, "delete-landed"},
 	}
-	wg.Wait()
-
-	for i := 0; i < names; i++ {
-		name := fmt.Sprintf("n%d", i)
-		stored := e.storedSecret(name)
-		if cached, ok := e.backend.metadata.Peek(name); ok {
-			switch {
-			case stored == nil && cached != nil:
-				t.Errorf("%s: cached as version %d, but storage has none", name, cached.Version)
-			case stored != nil && (cached == nil || *cached != stored.secretMetadata):
-				t.Errorf("%s: cached %+v, stored %+v", name, cached, stored.secretMetadata)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newTestEnv(t)
+			e.mustWriteVersion("app", "v1", 1)
+			landed, secondDone := make(chan struct{}), make(chan struct{})
+			var held atomic.Bool
+			e.storage.hold = func(op string) {
+				if op == tt.heldAt && held.CompareAndSwap(false, true) {
+					close(landed)
+					select {
+					case <-secondDone:
+					case <-time.After(raceWindow): // the lock keeps the second out
+					}
+				}
 			}
-		}
-		want := int64(1)
-		if stored != nil {
-			want = stored.Version + 1
-		}
-		e.mustWriteVersion(name, "final", want)
+			firstResult := make(chan result, 1)
+			go func() { firstResult <- tt.first(e) }()
+			select {
+			case <-landed:
+			case r := <-firstResult:
+				t.Fatalf("the first request changed nothing: status %d %s", r.status, r.errorText())
+			}
+			second := tt.second(e)
+			close(secondDone)
+			for _, r := range []result{<-firstResult, second} {
+				// A write may lose a race with a delete (400); nothing may fail.
+				if r.status >= 500 {
+					t.Fatalf("status %d %s", r.status, r.errorText())
+				}
+			}
+
+			stored := e.storedSecret("app")
+			if cached, ok := e.backend.metadata.Peek("app"); ok {
+				switch {
+				case stored == nil && cached != nil:
+					t.Errorf("cached as version %d, but storage has none", cached.Version)
+				case stored != nil && (cached == nil || *cached != stored.secretMetadata):
+					t.Errorf("cached %+v, stored %+v", cached, stored.secretMetadata)
+				}
+			}
+			want := int64(1)
+			if stored != nil {
+				want = stored.Version + 1
+			}
+			e.mustWriteVersion("app", "next", want)
+		})
 	}
 }

@@ -118,24 +118,27 @@ func TestConfigDelete_RestoresDefaults(t *testing.T) {
 	e.mustStatus(e.delete("config"), http.StatusNoContent)
 }
 
+// The storage holds each Put until both writers are waiting, so both have
+// read the settings before either stores: without the config lock, the second
+// Put would undo the first's change.
 func TestConfigWrite_ConcurrentPartialUpdatesBothApply(t *testing.T) {
-	for round := 0; round < 50; round++ {
-		e := newTestEnv(t)
-		var wg sync.WaitGroup
-		for _, data := range []map[string]interface{}{{"max_secret_bytes": 77}, {"cas_required": true}} {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				req := &logical.Request{Operation: logical.UpdateOperation, Path: "config", Data: data, Storage: e.storage}
-				if resp, err := e.backend.HandleRequest(context.Background(), req); err != nil || resp.IsError() {
-					t.Errorf("write %v: %v %v", data, resp, err)
-				}
-			}()
-		}
-		wg.Wait()
-		if got := e.storedConfig(); *got != (configEntry{MaxSecretBytes: 77, CASRequired: true}) {
-			t.Fatalf("round %d: stored %+v, an update was lost", round, got)
-		}
+	e := newTestEnv(t)
+	updates := []map[string]interface{}{{"max_secret_bytes": 77}, {"cas_required": true}}
+	e.holdPuts(len(updates))
+	var wg sync.WaitGroup
+	for _, data := range updates {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req := &logical.Request{Operation: logical.UpdateOperation, Path: "config", Data: data, Storage: e.storage}
+			if resp, err := e.backend.HandleRequest(context.Background(), req); err != nil || resp.IsError() {
+				t.Errorf("write %v: %v %v", data, resp, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := e.storedConfig(); *got != (configEntry{MaxSecretBytes: 77, CASRequired: true}) {
+		t.Fatalf("stored %+v, an update was lost", got)
 	}
 }
 

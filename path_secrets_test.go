@@ -286,10 +286,14 @@ func listedKeys(t *testing.T, r result) []string {
 	return keys
 }
 
+// The storage holds every Put until all writers are waiting, so each of them
+// has read the version it replaces before any stores: without the lock, all
+// would store version 2.
 func TestSecretWrite_ConcurrentWritersLoseNoUpdate(t *testing.T) {
 	e := newTestEnv(t)
 	e.mustStatus(e.write("secrets/shared", kv("writer", "first")), http.StatusOK)
-	const writers = 64
+	const writers = 8
+	e.holdPuts(writers)
 	var wg sync.WaitGroup
 	var succeeded atomic.Int64
 	for i := 0; i < writers; i++ {
@@ -311,19 +315,19 @@ func TestSecretWrite_ConcurrentWritersLoseNoUpdate(t *testing.T) {
 
 // Vault decides create or update, and checks the policy for it, before the
 // handler takes the lock: of writers racing to create one name, only one may
-// create, or a create-only policy could overwrite.
+// create, or a create-only policy could overwrite. The storage holds every Put
+// until all creators are waiting: without the lock, all would create.
 func TestSecretWrite_RacingCreatesHaveOneWinner(t *testing.T) {
 	e := newTestEnv(t)
-	const creators = 32
+	const creators = 8
+	e.holdPuts(creators)
 	var wg sync.WaitGroup
 	var winner atomic.Value
 	var losers atomic.Int64
-	start := make(chan struct{})
 	for i := 0; i < creators; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			<-start
 			req := &logical.Request{Operation: logical.CreateOperation, Path: "secrets/new", Storage: e.storage,
 				Data: kv("creator", fmt.Sprint(i))}
 			switch r := e.handle(req); r.status {
@@ -339,7 +343,6 @@ func TestSecretWrite_RacingCreatesHaveOneWinner(t *testing.T) {
 			}
 		}()
 	}
-	close(start)
 	wg.Wait()
 	stored := e.storedSecret("new")
 	if losers.Load() != creators-1 || stored.Version != 1 || stored.Data["creator"] != winner.Load() {
@@ -357,13 +360,18 @@ func TestSecretWrite_UpdateOfADeletedSecretIsRefused(t *testing.T) {
 	}
 }
 
+// The storage holds every Put until all writers are waiting, so each has
+// compared its cas with the version it read before any stores: without the
+// lock, all would win.
 func TestSecretWrite_RacingCASWritersHaveOneWinner(t *testing.T) {
 	e := newTestEnv(t)
 	e.mustStatus(e.write("secrets/shared", kv("k", "v")), http.StatusOK)
+	const writers = 8
 	for _, cas := range []int{1, 2} {
+		e.holdPuts(writers)
 		var wg sync.WaitGroup
 		var winners, losers atomic.Int64
-		for i := 0; i < 32; i++ {
+		for i := 0; i < writers; i++ {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -378,7 +386,7 @@ func TestSecretWrite_RacingCASWritersHaveOneWinner(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		if winners.Load() != 1 || losers.Load() != 31 {
+		if winners.Load() != 1 || losers.Load() != writers-1 {
 			t.Fatalf("cas=%d: %d winners, %d losers", cas, winners.Load(), losers.Load())
 		}
 		if got := e.storedSecret("shared").Version; got != int64(cas+1) {
@@ -387,9 +395,21 @@ func TestSecretWrite_RacingCASWritersHaveOneWinner(t *testing.T) {
 	}
 }
 
+// Writes, reads, deletes and lists of a few names, mixed. Every worker's first
+// operation is a write, and the storage holds those Puts until all are
+// waiting: two workers write each name, so without the lock both would store
+// the same version. No two successful writes may report the same version of
+// one secret; created_time tells a secret from one re-created after a delete.
 func TestSecrets_MixedConcurrentOperationsStayConsistent(t *testing.T) {
 	e := newTestEnv(t)
-	const workers, rounds, names = 16, 60, 8
+	const workers, rounds, names = 8, 60, 4
+	for n := 0; n < names; n++ {
+		name := fmt.Sprintf("secrets/dir/n%d", n)
+		e.mustStatus(e.write(name, kv("k", name)), http.StatusOK)
+	}
+	e.holdPuts(workers)
+	var mu sync.Mutex
+	reported := map[string]bool{} // name, created_time and version of each successful write
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
@@ -401,6 +421,15 @@ func TestSecrets_MixedConcurrentOperationsStayConsistent(t *testing.T) {
 				switch i % 4 {
 				case 0, 1:
 					r = e.write(name, kv("k", name))
+					if r.status == http.StatusOK {
+						written := fmt.Sprint(name, " created ", r.resp.Data["created_time"], " version ", r.resp.Data["version"])
+						mu.Lock()
+						if reported[written] {
+							t.Errorf("two writes both stored %s: one update was lost", written)
+						}
+						reported[written] = true
+						mu.Unlock()
+					}
 				case 2:
 					r = e.read(name)
 					if r.status == http.StatusOK && r.resp.Data["data"].(map[string]interface{})["k"] != name {
@@ -413,6 +442,8 @@ func TestSecrets_MixedConcurrentOperationsStayConsistent(t *testing.T) {
 						r = e.list("secrets/dir/")
 					}
 				}
+				// A write may lose a race with a delete or create (400);
+				// nothing may fail.
 				if r.status >= 500 {
 					t.Errorf("%s: status %d %s", name, r.status, r.errorText())
 				}
