@@ -42,7 +42,7 @@ e2e: ## tests against a real Vault server (built once into a cache if needed)
 	cd e2e && go vet ./... && vault=$$(./vault.sh) && VAULT_BINARY=$$vault go test -count=1 -timeout 10m ./...
 
 dev: build ## run a dev Vault on 127.0.0.1:8200 with the plugin enabled at ref/
-	e2e/dev.sh $(BIN) $(VERSION)
+	PLUGIN=$(PLUGIN) MOUNT=$(MOUNT) e2e/dev.sh $(BIN) $(VERSION)
 
 cluster: build ## run a 3-node Vault cluster on 127.0.0.1:8200/8210/8220, plugin at ref/
 	PLUGIN=$(PLUGIN) MOUNT=$(MOUNT) e2e/cluster.sh $(BIN) $(VERSION)
@@ -73,7 +73,7 @@ bench: build ## benchmarks in process and through Vault; rewrites BENCHMARKS.md
 	# The two modules' package names differ; without them benchstat sets the runs side by side.
 	cd bench && for f in reference kv-v1 kv-v2; do sed -i '/^pkg:/d' .out/$$f.txt; done && \
 		go tool benchstat reference=.out/reference.txt kv-v1=.out/kv-v1.txt kv-v2=.out/kv-v2.txt > .out/inprocess.txt
-	cd bench && vault=$$(../e2e/vault.sh) && go run ./vaultbench -vault $$vault -plugin ../$(BIN) \
+	cd bench && vault=$$(../e2e/vault.sh) && go run ./vaultbench -vault $$vault -plugin ../$(BIN) -name $(PLUGIN) -mount $(MOUNT) \
 		-inprocess .out/inprocess.txt -out ../BENCHMARKS.md -chart throughput.svg
 
 fmt: ## format the code

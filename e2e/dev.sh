@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs a Vault dev server on 127.0.0.1:8200 in the foreground with the plugin
-# registered by SHA-256 and version and enabled at ref/. Ctrl-C stops it.
-# Usage: e2e/dev.sh PLUGIN_BINARY VERSION
+# registered by SHA-256 and version and enabled at $MOUNT/. Ctrl-C stops it.
+# Usage: PLUGIN=NAME MOUNT=PATH e2e/dev.sh PLUGIN_BINARY VERSION (make dev
+# passes the Makefile's PLUGIN and MOUNT)
 set -euo pipefail
 binary=$1 version=$2
-name=vault-plugin-secrets-reference
+name=${PLUGIN:?set PLUGIN to the plugin name} mount=${MOUNT:?set MOUNT to the mount path}
 addr=${DEV_ADDR:-127.0.0.1:8200}
 token=${DEV_TOKEN:-root}
 vault=$("$(dirname "$0")/vault.sh")
@@ -28,7 +29,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 "$vault" plugin register -sha256="$sha" -version="$version" secret "$name"
-"$vault" secrets enable -path=ref "$name"
+"$vault" secrets enable -path="$mount" "$name"
 
 setup="export VAULT_ADDR=$VAULT_ADDR VAULT_TOKEN=$VAULT_TOKEN"
 if [ "$(command -v vault || true)" != "$vault" ]; then
@@ -37,14 +38,14 @@ if [ "$(command -v vault || true)" != "$vault" ]; then
 fi
 cat <<MSG
 
-Vault $("$vault" version | cut -d' ' -f2) is running with $name $version enabled at ref/.
+Vault $("$vault" version | cut -d' ' -f2) is running with $name $version enabled at $mount/.
 Server log: $work/server.log. In another shell:
 
   $setup
 
-  vault write ref/secrets/app data=username=app data=password=s3cr3t
-  vault read ref/secrets/app
-  vault list ref/secrets
+  vault write $mount/secrets/app data=username=app data=password=s3cr3t
+  vault read $mount/secrets/app
+  vault list $mount/secrets
 
 Press Ctrl-C to stop the server.
 MSG

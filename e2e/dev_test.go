@@ -26,7 +26,7 @@ func TestDev_ScriptServesThePluginAndStopsOnCtrlC(t *testing.T) {
 	}
 	listen := fmt.Sprintf("127.0.0.1:%d", port)
 	cmd := exec.Command("./dev.sh", binary, oldVersion)
-	cmd.Env = append(os.Environ(), "DEV_ADDR="+listen, "DEV_TOKEN=dev-token", "VAULT_BINARY="+vaultBinary)
+	cmd.Env = append(os.Environ(), "PLUGIN="+pluginName, "MOUNT="+mount, "DEV_ADDR="+listen, "DEV_TOKEN=dev-token", "VAULT_BINARY="+vaultBinary)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -42,15 +42,15 @@ func TestDev_ScriptServesThePluginAndStopsOnCtrlC(t *testing.T) {
 	for lines.Scan() && !strings.Contains(lines.Text(), "Ctrl-C") {
 		printed.WriteString(lines.Text() + "\n")
 	}
-	for _, want := range []string{"export VAULT_ADDR=http://" + listen + " VAULT_TOKEN=dev-token", "vault write ref/secrets/app", "vault read ref/secrets/app", "vault list ref/secrets"} {
+	for _, want := range []string{"export VAULT_ADDR=http://" + listen + " VAULT_TOKEN=dev-token", "vault write " + mount + "/secrets/app", "vault read " + mount + "/secrets/app", "vault list " + mount + "/secrets"} {
 		if !strings.Contains(printed.String(), want) {
 			t.Fatalf("make dev does not print %q:\n%s", want, printed.String())
 		}
 	}
 
 	s := &server{addr: "http://" + listen, token: "dev-token"}
-	s.mustCLI(t, "write", "ref/secrets/app", "data=username=app", "data=password=s3cr3t")
-	if out := s.mustCLI(t, "read", "ref/secrets/app"); !strings.Contains(out, "password:s3cr3t") {
+	s.mustCLI(t, "write", mount+"/secrets/app", "data=username=app", "data=password=s3cr3t")
+	if out := s.mustCLI(t, "read", mount+"/secrets/app"); !strings.Contains(out, "password:s3cr3t") {
 		t.Fatalf("vault read:\n%s", out)
 	}
 	if out := s.mustCLI(t, "plugin", "info", "-version="+oldVersion, "secret", pluginName); !strings.Contains(out, oldVersion) {

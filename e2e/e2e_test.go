@@ -22,29 +22,29 @@ func TestOperator_RegisterEnableInfoWithTheCLI(t *testing.T) {
 			t.Fatalf("plugin info does not show %s:\n%s", want, info)
 		}
 	}
-	dev.mustCLI(t, "secrets", "enable", "-path=ref", pluginName)
-	t.Cleanup(func() { dev.cli("secrets", "disable", "ref") })
-	mount := dev.expect(t, http.StatusOK, "GET", "sys/mounts/ref", nil)
-	if got := mount.data()["running_plugin_version"]; got != oldVersion {
+	dev.mustCLI(t, "secrets", "enable", "-path="+mount, pluginName)
+	t.Cleanup(func() { dev.cli("secrets", "disable", mount) })
+	mounted := dev.expect(t, http.StatusOK, "GET", "sys/mounts/"+mount, nil)
+	if got := mounted.data()["running_plugin_version"]; got != oldVersion {
 		t.Fatalf("running_plugin_version %v, want %s", got, oldVersion)
 	}
 
-	dev.mustCLI(t, "write", "ref/secrets/app", "data=username=app", "data=password=x")
-	dev.mustCLI(t, "write", "ref/secrets/team/db", "data=password=y")
+	dev.mustCLI(t, "write", mount+"/secrets/app", "data=username=app", "data=password=x")
+	dev.mustCLI(t, "write", mount+"/secrets/team/db", "data=password=y")
 	var data map[string]string
-	if err := json.Unmarshal([]byte(dev.mustCLI(t, "read", "-format=json", "-field=data", "ref/secrets/app")), &data); err != nil {
+	if err := json.Unmarshal([]byte(dev.mustCLI(t, "read", "-format=json", "-field=data", mount+"/secrets/app")), &data); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(data, map[string]string{"username": "app", "password": "x"}) {
 		t.Fatalf("read -field=data: %v", data)
 	}
-	if out := dev.mustCLI(t, "list", "ref/secrets"); !strings.Contains(out, "app\nteam/") {
+	if out := dev.mustCLI(t, "list", mount+"/secrets"); !strings.Contains(out, "app\nteam/") {
 		t.Fatalf("vault list:\n%s", out)
 	}
-	if out, err := dev.cli("list", "ref/secrets/nothing"); err == nil || !strings.Contains(out, "No value found") {
+	if out, err := dev.cli("list", mount+"/secrets/nothing"); err == nil || !strings.Contains(out, "No value found") {
 		t.Fatalf("listing an empty folder: %v\n%s", err, out)
 	}
-	if out := dev.mustCLI(t, "path-help", "ref/secrets/app"); !strings.Contains(out, "cas") {
+	if out := dev.mustCLI(t, "path-help", mount+"/secrets/app"); !strings.Contains(out, "cas") {
 		t.Fatalf("path-help:\n%s", out)
 	}
 }
@@ -334,7 +334,7 @@ func TestTamperedBinary_IsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const name = "reference-tampered"
+	const name = pluginName + "-tampered"
 	copyPath := filepath.Join(pluginDir, name)
 	if err := os.WriteFile(copyPath, original, 0o755); err != nil {
 		t.Fatal(err)

@@ -12,19 +12,19 @@ import (
 // TestMake_RegisterAndEnableAgainstARunningVault runs `make register` and
 // `make enable` as an operator of an existing Vault would.
 func TestMake_RegisterAndEnableAgainstARunningVault(t *testing.T) {
-	const version, mount = "v0.3.0", "made"
+	const version, made = "v0.3.0", "made"
 	binary := filepath.Join(t.TempDir(), pluginName)
 	runMake := func(target string) {
 		t.Helper()
 		cmd := exec.Command("make", "-s", "-C", "..", target, "VERSION="+version, "BIN="+binary,
-			"PLUGIN_DIR="+pluginDir, "MOUNT="+mount, "VAULT="+vaultBinary)
+			"PLUGIN_DIR="+pluginDir, "MOUNT="+made, "VAULT="+vaultBinary)
 		cmd.Env = append(os.Environ(), "VAULT_ADDR="+dev.addr, "VAULT_TOKEN="+dev.token)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("make %s: %v\n%s", target, err, out)
 		}
 	}
 	t.Cleanup(func() {
-		dev.cli("secrets", "disable", mount)
+		dev.cli("secrets", "disable", made)
 		dev.cli("plugin", "deregister", "-version="+version, "secret", pluginName)
 		os.Remove(filepath.Join(pluginDir, pluginName))
 	})
@@ -34,8 +34,8 @@ func TestMake_RegisterAndEnableAgainstARunningVault(t *testing.T) {
 	if info := dev.mustCLI(t, "plugin", "info", "-version="+version, "secret", pluginName); !strings.Contains(info, version) {
 		t.Fatalf("plugin info:\n%s", info)
 	}
-	if got := dev.expect(t, http.StatusOK, "GET", "sys/mounts/"+mount, nil).data()["running_plugin_version"]; got != version {
+	if got := dev.expect(t, http.StatusOK, "GET", "sys/mounts/"+made, nil).data()["running_plugin_version"]; got != version {
 		t.Fatalf("running_plugin_version %v, want %s", got, version)
 	}
-	dev.expect(t, http.StatusOK, "POST", mount+"/secrets/app", secretBody("k", "v"))
+	dev.expect(t, http.StatusOK, "POST", made+"/secrets/app", secretBody("k", "v"))
 }

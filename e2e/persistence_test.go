@@ -65,18 +65,18 @@ disable_mlock    = true
 
 	s.mustCLI(t, "plugin", "register", "-sha256="+pluginSHA[oldVersion], "-version="+oldVersion,
 		"-command="+pluginCommand(oldVersion), "secret", pluginName)
-	s.mustCLI(t, "secrets", "enable", "-path=ref", pluginName)
+	s.mustCLI(t, "secrets", "enable", "-path="+mount, pluginName)
 	const secrets = 10
 	for i := 0; i < secrets; i++ {
-		s.expect(t, http.StatusOK, "POST", fmt.Sprintf("ref/secrets/team/s%d", i), secretBody("i", fmt.Sprint(i)))
+		s.expect(t, http.StatusOK, "POST", fmt.Sprintf("%s/secrets/team/s%d", mount, i), secretBody("i", fmt.Sprint(i)))
 	}
-	s.expect(t, http.StatusOK, "POST", "ref/secrets/team/s0", secretBody("i", "0-v2"))
-	s.expect(t, http.StatusNoContent, "POST", "ref/config", map[string]interface{}{"cas_required": true, "max_secret_bytes": 1048576})
+	s.expect(t, http.StatusOK, "POST", mount+"/secrets/team/s0", secretBody("i", "0-v2"))
+	s.expect(t, http.StatusNoContent, "POST", mount+"/config", map[string]interface{}{"cas_required": true, "max_secret_bytes": 1048576})
 	// Within max_secret_bytes, but over raft's 1 MiB entry limit once stored:
 	// the caller's mistake, so a 400, and nothing stored.
 	huge := map[string]interface{}{"data": map[string]interface{}{"k": strings.Repeat("v", 1048560)}, "cas": 0}
-	s.expect(t, http.StatusBadRequest, "POST", "ref/secrets/huge", huge, "too large for this Vault's storage")
-	s.expect(t, http.StatusNotFound, "GET", "ref/secrets/huge", nil)
+	s.expect(t, http.StatusBadRequest, "POST", mount+"/secrets/huge", huge, "too large for this Vault's storage")
+	s.expect(t, http.StatusNotFound, "GET", mount+"/secrets/huge", nil)
 
 	s.stop()
 	token := s.token
@@ -88,7 +88,7 @@ disable_mlock    = true
 	unseal()
 
 	for i := 0; i < secrets; i++ {
-		r := s.expect(t, http.StatusOK, "GET", fmt.Sprintf("ref/secrets/team/s%d", i), nil)
+		r := s.expect(t, http.StatusOK, "GET", fmt.Sprintf("%s/secrets/team/s%d", mount, i), nil)
 		want, version := fmt.Sprint(i), float64(1)
 		if i == 0 {
 			want, version = "0-v2", 2
@@ -97,10 +97,10 @@ disable_mlock    = true
 			t.Fatalf("after restart s%d reads %s", i, r)
 		}
 	}
-	if keys := s.expect(t, http.StatusOK, "LIST", "ref/secrets/team/", nil).data()["keys"].([]interface{}); len(keys) != secrets {
+	if keys := s.expect(t, http.StatusOK, "LIST", mount+"/secrets/team/", nil).data()["keys"].([]interface{}); len(keys) != secrets {
 		t.Fatalf("after restart the folder lists %v", keys)
 	}
-	if cfg := s.expect(t, http.StatusOK, "GET", "ref/config", nil).data(); cfg["cas_required"] != true {
+	if cfg := s.expect(t, http.StatusOK, "GET", mount+"/config", nil).data(); cfg["cas_required"] != true {
 		t.Fatalf("after restart config is %v", cfg)
 	}
 }

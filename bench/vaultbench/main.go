@@ -46,7 +46,8 @@ func dataBody(v string) interface{} {
 func kvBody(v string) interface{} { return map[string]interface{}{"password": v} }
 
 var engines = []*engine{
-	{name: "reference", mount: "ref", plugin: "vault-plugin-secrets-reference", prefix: "secrets/", wrap: dataBody},
+	// The plugin's name and mount are the Makefile's PLUGIN and MOUNT, as flags.
+	{name: "reference", prefix: "secrets/", wrap: dataBody},
 	{name: "floor", mount: "floor", plugin: "floor", prefix: "secrets/", wrap: dataBody},
 	// Vault lets only a mount of type "kv" set a version; the plugin defaults to 1.
 	{name: "kv-plugin", mount: "kvp", plugin: "vault-plugin-secrets-kv", wrap: kvBody},
@@ -56,6 +57,8 @@ var engines = []*engine{
 var (
 	vaultBinary = flag.String("vault", "", "Vault server binary")
 	pluginPath  = flag.String("plugin", "", "the reference plugin binary")
+	pluginName  = flag.String("name", "", "its name in Vault's catalog")
+	pluginMount = flag.String("mount", "", "where to mount it")
 	inProcess   = flag.String("inprocess", "", "benchstat output of the in-process benchmarks, to include")
 	out         = flag.String("out", "BENCHMARKS.md", "report to write")
 	chart       = flag.String("chart", "throughput.svg", "chart to write")
@@ -71,6 +74,10 @@ var addr string
 func main() {
 	flag.Parse()
 	log.SetFlags(0)
+	if *pluginPath == "" || *pluginName == "" || *pluginMount == "" {
+		fatalf("-plugin, -name and -mount are required")
+	}
+	engines[0].plugin, engines[0].mount = *pluginName, *pluginMount
 	work, err := os.MkdirTemp("", "vaultbench-")
 	check(err)
 	defer os.RemoveAll(work)

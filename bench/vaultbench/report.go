@@ -41,7 +41,7 @@ func (r *report) resources(pluginDir string) {
 	}
 	r.rss1 = rssKiB(pids[0])
 	for i := 2; i <= 50; i++ {
-		mount := fmt.Sprintf("ref%d", i)
+		mount := fmt.Sprintf("%s%d", engines[0].mount, i)
 		start := time.Now()
 		must(call("POST", "sys/mounts/"+mount, map[string]interface{}{"type": engines[0].plugin}), 204)
 		waitRead(mount + "/config")
@@ -72,7 +72,7 @@ func (r *report) scale() {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				if s := rawCall("POST", fmt.Sprintf("ref/secrets/scale/s%06d", i), []byte(`{"data":{"k":"v"}}`)); s != 200 {
+				if s := rawCall("POST", engines[0].path(fmt.Sprintf("scale/s%06d", i)), []byte(`{"data":{"k":"v"}}`)); s != 200 {
 					fatalf("scale write %d: status %d", i, s)
 				}
 			}
@@ -86,7 +86,7 @@ func (r *report) scale() {
 	r.scaleWrite = time.Since(start)
 	for i := 0; i < 5; i++ {
 		t0 := time.Now()
-		reply := must(call("LIST", "ref/secrets/scale/", nil), 200)
+		reply := must(call("LIST", engines[0].path("scale/"), nil), 200)
 		r.scaleList = append(r.scaleList, float64(time.Since(t0).Microseconds())/1000)
 		if n := len(reply.body["data"].(map[string]interface{})["keys"].([]interface{})); n != *scaleCount {
 			fatalf("listed %d keys, want %d", n, *scaleCount)
@@ -99,10 +99,10 @@ func (r *report) scale() {
 	big := dataBody(strings.Repeat("v", r.bigBytes-15))
 	for i := 0; i < 5; i++ {
 		t0 := time.Now()
-		must(call("POST", "ref/secrets/big", big), 200)
+		must(call("POST", engines[0].path("big"), big), 200)
 		r.bigWrite = append(r.bigWrite, float64(time.Since(t0).Microseconds())/1000)
 		t0 = time.Now()
-		must(call("GET", "ref/secrets/big", nil), 200)
+		must(call("GET", engines[0].path("big"), nil), 200)
 		r.bigRead = append(r.bigRead, float64(time.Since(t0).Microseconds())/1000)
 	}
 	log.Printf("scale: %d writes in %v, list median %.0f ms; %d-byte secret: write %.1f ms, read %.1f ms",
@@ -112,9 +112,9 @@ func (r *report) scale() {
 // coldStarts removes every mount of the plugin, so that its process exits, and
 // times the enable of a new mount, which starts it again; four times over.
 func (r *report) coldStarts() {
-	mounts := []string{"ref"}
+	mounts := []string{engines[0].mount}
 	for i := 2; i <= 50; i++ {
-		mounts = append(mounts, fmt.Sprintf("ref%d", i))
+		mounts = append(mounts, fmt.Sprintf("%s%d", engines[0].mount, i))
 	}
 	for i := 0; i < 4; i++ {
 		for _, m := range mounts {
