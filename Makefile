@@ -33,7 +33,7 @@ build: ## build the plugin into bin/ with its SHA-256 beside it
 sha256: build ## print the SHA-256 that vault plugin register -sha256 needs
 	@cat $(BIN).sha256
 
-test: unit e2e ## vet, unit tests with the race detector, then the tests against a real Vault
+test: lint-workflows unit e2e ## actionlint, vet, unit tests with the race detector, then the tests against a real Vault
 
 unit: vet ## vet, then the unit tests with the race detector
 	go test -race -count=1 ./...
@@ -75,6 +75,12 @@ bench: build ## benchmarks in process and through Vault; rewrites BENCHMARKS.md
 		go tool benchstat reference=.out/reference.txt kv-v1=.out/kv-v1.txt kv-v2=.out/kv-v2.txt > .out/inprocess.txt
 	cd bench && vault=$$(../e2e/vault.sh) && go run ./vaultbench -vault $$vault -plugin ../$(BIN) -name $(PLUGIN) -mount $(MOUNT) \
 		-inprocess .out/inprocess.txt -out ../BENCHMARKS.md -chart throughput.svg
+
+.PHONY: lint-workflows
+
+# shellcheck off: the same verdict on every machine, whether it has one or not.
+lint-workflows: ## check .github/workflows with actionlint, a Go tool of tools/go.mod
+	cd tools && go tool actionlint -shellcheck= -pyflakes= $(addprefix ../,$(wildcard .github/workflows/*.yml))
 
 fmt: ## format the code
 	gofmt -w .
