@@ -76,7 +76,12 @@ bench: build ## benchmarks in process and through Vault; rewrites BENCHMARKS.md
 	cd bench && vault=$$(../e2e/vault.sh) && go run ./vaultbench -vault $$vault -plugin ../$(BIN) -name $(PLUGIN) -mount $(MOUNT) \
 		-inprocess .out/inprocess.txt -out ../BENCHMARKS.md -chart throughput.svg
 
-.PHONY: lint-workflows
+.PHONY: new-plugin lint-workflows
+
+# Variables given on make's command line reach the recipe's environment as
+# they are, so no quoting of NAME, MODULE or DIR can go wrong.
+new-plugin: ## write a new plugin repository from this one: NAME=, MODULE=, DIR= (see README)
+	cd newplugin && go run . -from .. -name "$$NAME" -module "$$MODULE" -dir "$$DIR"
 
 # shellcheck off: the same verdict on every machine, whether it has one or not.
 lint-workflows: ## check .github/workflows with actionlint, a Go tool of tools/go.mod
@@ -87,6 +92,7 @@ fmt: ## format the code
 
 vet: ## report suspicious code
 	go vet ./...
+	cd newplugin && go vet ./...
 
 clean: ## remove build output
 	rm -rf bin dist $(BENCH_OUT)
