@@ -149,6 +149,22 @@ func TestNewPlugin_WritesAPluginOfItsOwnThatVaultRuns(t *testing.T) {
 	}
 }
 
+// TestNewPlugin_TakesTheREADMEsExample runs the README's make new-plugin
+// line, into another folder: a word in the code could make it a refused name.
+func TestNewPlugin_TakesTheREADMEsExample(t *testing.T) {
+	example := regexp.MustCompile(`make new-plugin NAME=(\S+) \\\n\s*MODULE=(\S+) DIR=`).FindStringSubmatch(readFile(t, "../README.md"))
+	if example == nil {
+		t.Fatal("the README has no make new-plugin example")
+	}
+	dir := filepath.Join(t.TempDir(), "example")
+	if out, err := newPlugin(t, example[1], example[2], dir); err != nil {
+		t.Fatalf("make new-plugin NAME=%s MODULE=%s: %v\n%s", example[1], example[2], err, out)
+	}
+	if got := makeVar(t, dir, "PLUGIN"); got != example[1] {
+		t.Fatalf("Makefile PLUGIN %s, want %s", got, example[1])
+	}
+}
+
 // TestNewPlugin_RefusesBadInputAndWritesNothing gives make new-plugin what
 // Vault, a file system or Go would refuse, or a folder already in use.
 func TestNewPlugin_RefusesBadInputAndWritesNothing(t *testing.T) {
@@ -164,7 +180,7 @@ func TestNewPlugin_RefusesBadInputAndWritesNothing(t *testing.T) {
 		{"a name too long for a file", strings.Repeat("a", 300), module, "NAME", false},
 		// Spelt in two, or this file would hold the name as well as the mount.
 		{"a mount the e2e tests use", "vault-plugin-secrets-" + "api", module, `"api"`, false},
-		{"no dot in the module's host", name, "acme/" + name, "MODULE", false},
+		{"no dot in the module's host", name, "plugins/" + name, "MODULE", false},
 		{"capitals in the module's host", name, "Example.com/" + name, "MODULE", false},
 		{"an empty module path element", name, "example.com//" + name, "MODULE", false},
 		{"a /v1 major version", name, "example.com/" + name + "/v1", "MODULE", false},
