@@ -23,7 +23,12 @@ BENCH_TIME  ?= 200ms
 BENCH_OUT   := bench/.out
 GOBENCH     := go test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) -count 1
 
-.PHONY: build sha256 test unit e2e dev cluster verify-node register enable release bench fmt vet clean help
+# make chaos: TestChaos for a long run; CHAOS_SEED repeats one.
+CHAOS_SEED     ?=
+CHAOS_DURATION ?= 10m
+CHAOS_TIMEOUT  ?= 60m
+
+.PHONY: chaos build sha256 test unit e2e dev cluster verify-node register enable release bench fmt vet clean help
 
 build: ## build the plugin into bin/ with its SHA-256 beside it
 	$(GOBUILD) -o $(BIN) .
@@ -40,6 +45,10 @@ unit: vet ## vet, then the unit tests with the race detector
 
 e2e: ## tests against a real Vault server (built once into a cache if needed)
 	cd e2e && go vet ./... && vault=$$(./vault.sh) && VAULT_BINARY=$$vault go test -count=1 -timeout 10m ./...
+
+chaos: ## TestChaos for CHAOS_DURATION (default 10m): faults, a recorded history, a linearizability check
+	cd e2e && vault=$$(./vault.sh) && VAULT_BINARY=$$vault CHAOS_SEED=$(CHAOS_SEED) CHAOS_DURATION=$(CHAOS_DURATION) \
+		go test -count=1 -timeout $(CHAOS_TIMEOUT) -run '^TestChaos' -v ./...
 
 dev: build ## run a dev Vault on 127.0.0.1:8200 with the plugin enabled at ref/
 	PLUGIN=$(PLUGIN) MOUNT=$(MOUNT) e2e/dev.sh $(BIN) $(VERSION)

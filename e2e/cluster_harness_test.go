@@ -40,6 +40,7 @@ type node struct {
 	srv       *server
 	down      bool
 	paused    bool // SIGSTOP: it takes requests but answers none
+	logs      []*lockedBuffer
 	// plugins are the node's plugin processes when its Vault was killed.
 	plugins map[int]string
 }
@@ -228,6 +229,7 @@ func (n *node) start() error {
 		return fmt.Errorf("%s: %w", n.id, err)
 	}
 	n.srv, n.down = s, false
+	n.logs = append(n.logs, s.log)
 	n.setToken(n.token)
 	return nil
 }
@@ -318,11 +320,15 @@ func (c *cluster) stopAll() {
 			continue
 		}
 		if c.t.Failed() {
-			log := n.srv.logText()
-			if len(log) > 4000 {
-				log = log[len(log)-4000:]
+			// The whole log of each Vault the node ran, in a file that outlives the run.
+			var all strings.Builder
+			for _, l := range n.logs {
+				all.WriteString(l.String())
 			}
-			c.t.Logf("%s log, last lines:\n%s", n.id, log)
+			file := filepath.Join(failureDir, strings.ReplaceAll(c.t.Name(), "/", "-")+"-"+n.id+".log")
+			if err := os.MkdirAll(failureDir, 0o755); err == nil && os.WriteFile(file, []byte(all.String()), 0o644) == nil {
+				c.t.Logf("%s: its servers' logs are in %s", n.id, file)
+			}
 		}
 		if err := n.stopNow(); err != nil {
 			c.t.Error(err)

@@ -35,16 +35,19 @@ var probePath = mount + "/secrets/probe"
 // inject runs one fault of kind and returns it, timed by now.
 func (c *cluster) inject(kind string, rng *rand.Rand, now func() time.Duration) fault {
 	c.t.Helper()
-	f := fault{kind: kind, node: c.active(), start: now()}
+	f := fault{kind: kind, node: c.active()}
+	// It starts when the fault hits, after what the harness does to prepare it.
+	f.start = now()
 	switch kind {
 	case faultKillActive:
-		f.node.kill(c.t)
+		f.start = now() - time.Since(f.node.kill(c.t))
 		next := c.waitOtherActive(f.node)
 		orphans := f.node.killPlugins(c.t)
 		f.detail = fmt.Sprintf("%s active; %d orphaned plugin process(es) killed", next.id, orphans)
 		c.restart(f.node)
 	case faultPause:
 		pid, stopped := f.node.srv.cmd.Process.Pid, time.Now()
+		f.start = now()
 		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 			c.t.Fatalf("SIGSTOP %s: %v", f.node.id, err)
 		}
@@ -65,6 +68,7 @@ func (c *cluster) inject(kind string, rng *rand.Rand, now func() time.Duration) 
 		f.detail = c.waitOtherActive(f.node).id + " active"
 	case faultKillPlugin:
 		pids := processesUnder(f.node.pluginDir)
+		f.start = now()
 		for pid := range pids {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
@@ -77,7 +81,7 @@ func (c *cluster) inject(kind string, rng *rand.Rand, now func() time.Duration) 
 	case faultKillStandby:
 		standbys := c.standbys()
 		f.node = standbys[rng.Intn(len(standbys))]
-		f.node.kill(c.t)
+		f.start = now() - time.Since(f.node.kill(c.t))
 		c.restart(f.node)
 	default:
 		c.t.Fatalf("no fault %q", kind)

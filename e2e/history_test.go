@@ -96,7 +96,10 @@ type recorder struct {
 	ids     atomic.Int64
 	tokens  atomic.Int64
 	http    *http.Client
-	// callTimeout bounds each call; longer than a paused node stays paused.
+	// callTimeout bounds each call. It also bounds an outage: a node that
+	// becomes active serves only once the requests it had forwarded to the
+	// old active node have ended, and to a paused node they end only when
+	// their client gives up.
 	callTimeout time.Duration
 	// readOnly clients only read.
 	readOnly bool
@@ -107,7 +110,7 @@ type recorder struct {
 
 func newRecorder(c *cluster, paths []string) *recorder {
 	return &recorder{
-		c: c, paths: paths, began: time.Now(), callTimeout: 15 * time.Second,
+		c: c, paths: paths, began: time.Now(), callTimeout: 4 * time.Second,
 		// Its own connections: a node killed or paused under one client
 		// must not hold up another's requests.
 		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}},

@@ -159,11 +159,17 @@ type fault struct {
 	detail  string
 }
 
+func (f fault) String() string { return fmt.Sprintf("%s (%s)", f.kind, f.node.id) }
+
 // restartsPlugin tells whether a fault may end a plugin process under a
 // request, which Vault then sends to a new process once more.
 func (f fault) restartsPlugin() bool {
 	return f.kind == faultKillPlugin || f.kind == faultReload || f.kind == faultStepDown
 }
+
+// failureDir keeps what a failed cluster test leaves to look at: porcupine's
+// visualisation of a history that is not linearizable, and the servers' logs.
+const failureDir = ".chaos"
 
 // staleWindow is how long after its SIGCONT a paused active node may still
 // answer reads from its own, stale, state (Vault's behaviour, not the plugin's).
