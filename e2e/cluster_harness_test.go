@@ -7,15 +7,20 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/anishathalye/porcupine"
 )
 
 // cluster is a Vault cluster of raft nodes on loopback. Each node has its own
@@ -572,4 +577,102 @@ func sendContext(ctx context.Context, client *http.Client, addr, token, method, 
 		}
 	}
 	return r, nil
+}
+
+func medianRead(c *cluster, n *node, path string) time.Duration {
+	c.t.Helper()
+	took := make([]time.Duration, 31)
+	for i := range took {
+		began := time.Now()
+		c.must(n, http.StatusOK, "GET", path, nil)
+		took[i] = time.Since(began)
+	}
+	slices.Sort(took)
+	return took[len(took)/2].Round(10 * time.Microsecond)
+}
+
+// mustBeLinearizable checks a recorded history and fails the test, naming the
+// visualisation, unless it is linearizable and every answer was one the
+// API or Vault documents.
+func mustBeLinearizable(t *testing.T, rec *recorder, faults []fault) checked {
+	t.Helper()
+	res := checkHistory(rec.history(), faults, rec.now(), failureDir, strings.ReplaceAll(t.Name(), "/", "-"))
+	for i, o := range res.unexpected {
+		if i < 10 {
+			t.Errorf("unexpected answer: %s", o)
+		}
+	}
+	if res.result != porcupine.Ok || len(res.unexpected) > 0 {
+		t.Fatalf("%d operations checked: %s, %d unexpected answers; visualisation: %s",
+			res.operations, res.result, len(res.unexpected), res.visualised)
+	}
+	return res
+}
+
+// failoverAnswers are what the README says clients see from a cluster whose
+// active node died, instead of an answer from the plugin.
+var failoverAnswers = regexp.MustCompile(`^(connection refused|EOF|connection reset|timeout|` +
+	`500 local node not active but active cluster node not found|503 .*)$`)
+
+// expectRunningVersion checks, on node n, the plugin version each mount runs.
+func (c *cluster) expectRunningVersion(n *node, version string, mounts ...string) {
+	c.t.Helper()
+	for _, m := range mounts {
+		if got := c.must(n, http.StatusOK, "GET", "sys/mounts/"+m, nil).data()["running_plugin_version"]; got != version {
+			c.t.Fatalf("%s on %s runs %v, want %s", m, n.id, got, version)
+		}
+	}
+}
+
+// verifyNode runs the operator's pre-flight check for node n.
+func verifyNode(c *cluster, n *node) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "make", "-s", "-C", "..", "verify-node", "PLUGIN_DIR="+n.pluginDir, "VERSION="+oldVersion, "VAULT="+vaultBinary)
+	cmd.Env = append(os.Environ(), "VAULT_ADDR="+n.addr(), "VAULT_TOKEN="+c.token)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// makeActive steps active nodes down until target is the active one.
+func (c *cluster) makeActive(target *node) {
+	c.t.Helper()
+	for i := 0; i < 5; i++ {
+		a := c.active()
+		if a == target {
+			return
+		}
+		a.srv.mustCLI(c.t, "operator", "step-down")
+		c.waitOtherActive(a)
+	}
+	c.t.Fatalf("%s did not become active after 5 step-downs", target.id)
+}
+
+// freePortPair finds a free port whose next port is free too: a node's API
+// port and, by Vault's convention, its cluster port.
+func freePortPair(t *testing.T) int {
+	t.Helper()
+	for i := 0; i < 50; i++ {
+		port, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+1)); err == nil {
+			l.Close()
+			return port
+		}
+	}
+	t.Fatal("no two free ports in a row")
+	return 0
+}
+
+// processesWith lists the command lines of the processes that mention s.
+func processesWith(s string) []string {
+	var found []string
+	for _, p := range processes() {
+		if strings.Contains(p.args, s) {
+			found = append(found, p.args)
+		}
+	}
+	return found
 }

@@ -10,15 +10,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/anishathalye/porcupine"
 )
 
 // The cluster tests run the plugin where production runs it: a 3-node raft
@@ -68,41 +65,6 @@ func TestCluster_RegisteredOnceServesThroughEveryNode(t *testing.T) {
 		medianRead(c, active, path), medianRead(c, standbys[0], path))
 }
 
-func medianRead(c *cluster, n *node, path string) time.Duration {
-	c.t.Helper()
-	took := make([]time.Duration, 31)
-	for i := range took {
-		began := time.Now()
-		c.must(n, http.StatusOK, "GET", path, nil)
-		took[i] = time.Since(began)
-	}
-	slices.Sort(took)
-	return took[len(took)/2].Round(10 * time.Microsecond)
-}
-
-// mustBeLinearizable checks a recorded history and fails the test, naming the
-// visualisation, unless it is linearizable and every answer was one the
-// API or Vault documents.
-func mustBeLinearizable(t *testing.T, rec *recorder, faults []fault) checked {
-	t.Helper()
-	res := checkHistory(rec.history(), faults, rec.now(), failureDir, strings.ReplaceAll(t.Name(), "/", "-"))
-	for i, o := range res.unexpected {
-		if i < 10 {
-			t.Errorf("unexpected answer: %s", o)
-		}
-	}
-	if res.result != porcupine.Ok || len(res.unexpected) > 0 {
-		t.Fatalf("%d operations checked: %s, %d unexpected answers; visualisation: %s",
-			res.operations, res.result, len(res.unexpected), res.visualised)
-	}
-	return res
-}
-
-// failoverAnswers are what the README says clients see from a cluster whose
-// active node died, instead of an answer from the plugin.
-var failoverAnswers = regexp.MustCompile(`^(connection refused|EOF|connection reset|timeout|` +
-	`500 local node not active but active cluster node not found|503 .*)$`)
-
 func TestCluster_FailoverUnderLoadIsLinearizable(t *testing.T) {
 	c := sharedCluster(t)
 	paths := []string{mount + "/secrets/failover/a", mount + "/secrets/failover/b"}
@@ -151,16 +113,6 @@ func TestCluster_FailoverUnderLoadIsLinearizable(t *testing.T) {
 // failoverServes bounds, as the README does, how long after the active node
 // dies another one serves the plugin.
 const failoverServes = 5 * time.Second
-
-// expectRunningVersion checks, on node n, the plugin version each mount runs.
-func (c *cluster) expectRunningVersion(n *node, version string, mounts ...string) {
-	c.t.Helper()
-	for _, m := range mounts {
-		if got := c.must(n, http.StatusOK, "GET", "sys/mounts/"+m, nil).data()["running_plugin_version"]; got != version {
-			c.t.Fatalf("%s on %s runs %v, want %s", m, n.id, got, version)
-		}
-	}
-}
 
 // reloadFailures bounds what may fail while a global reload upgrades two
 // mounts: requests in flight to the mount reloaded second, between the first
@@ -359,30 +311,6 @@ func TestCluster_SnapshotRestoreBringsBackTheSnapshotsState(t *testing.T) {
 	c.must(a, http.StatusOK, "POST", snap+"b", map[string]interface{}{"data": map[string]interface{}{"k": "new"}, "cas": 0})
 }
 
-// verifyNode runs the operator's pre-flight check for node n.
-func verifyNode(c *cluster, n *node) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "make", "-s", "-C", "..", "verify-node", "PLUGIN_DIR="+n.pluginDir, "VERSION="+oldVersion, "VAULT="+vaultBinary)
-	cmd.Env = append(os.Environ(), "VAULT_ADDR="+n.addr(), "VAULT_TOKEN="+c.token)
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
-
-// makeActive steps active nodes down until target is the active one.
-func (c *cluster) makeActive(target *node) {
-	c.t.Helper()
-	for i := 0; i < 5; i++ {
-		a := c.active()
-		if a == target {
-			return
-		}
-		a.srv.mustCLI(c.t, "operator", "step-down")
-		c.waitOtherActive(a)
-	}
-	c.t.Fatalf("%s did not become active after 5 step-downs", target.id)
-}
-
 func TestCluster_NodeWithoutTheBinaryIsCaughtByThePreflightCheck(t *testing.T) {
 	c := startCluster(t, 3)
 	good, spare, bad := c.nodes[0], c.nodes[1], c.nodes[2]
@@ -579,33 +507,4 @@ func TestCluster_ScriptServesThePluginAndStopsOnCtrlC(t *testing.T) {
 	if _, err := os.Stat(work); !os.IsNotExist(err) {
 		t.Errorf("%s is still there after Ctrl-C", work)
 	}
-}
-
-// freePortPair finds a free port whose next port is free too: a node's API
-// port and, by Vault's convention, its cluster port.
-func freePortPair(t *testing.T) int {
-	t.Helper()
-	for i := 0; i < 50; i++ {
-		port, err := freePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+1)); err == nil {
-			l.Close()
-			return port
-		}
-	}
-	t.Fatal("no two free ports in a row")
-	return 0
-}
-
-// processesWith lists the command lines of the processes that mention s.
-func processesWith(s string) []string {
-	var found []string
-	for _, p := range processes() {
-		if strings.Contains(p.args, s) {
-			found = append(found, p.args)
-		}
-	}
-	return found
 }
