@@ -676,3 +676,99 @@ func processesWith(s string) []string {
 	}
 	return found
 }
+
+// enableSecondMount mounts the plugin a second time, at oldVersion, for the
+// test, and returns both mounts.
+func enableSecondMount(t *testing.T, c *cluster) []string {
+	t.Helper()
+	second := mount + "-b"
+	c.active().srv.mustCLI(t, "secrets", "enable", "-path="+second, "-plugin-version="+oldVersion, pluginName)
+	t.Cleanup(func() { send(c.active().addr(), c.token, "DELETE", "sys/mounts/"+second, nil) })
+	return []string{mount, second}
+}
+
+// reloadFailures bounds what may fail while a global reload moves two mounts
+// to another version: requests in flight to the mount reloaded second,
+// between the first reload and its own.
+const (
+	reloadFailures = 20
+	reloadSpan     = time.Second
+)
+
+// upgradeUnderLoad runs clients on every mount, through each standby and
+// spread, through change, which must move every mount to version, and a
+// step-down after it. It checks their history for linearizability and
+// asserts what failed: during change at most reloadFailures requests, all on
+// one mount, within reloadSpan; during the step-down what a failover shows;
+// nothing else.
+func upgradeUnderLoad(t *testing.T, c *cluster, mounts []string, version string, change func(active *node)) {
+	t.Helper()
+	active := c.active()
+	var paths []string
+	for _, m := range mounts {
+		p := m + "/secrets/upgrade"
+		c.must(active, http.StatusNoContent, "DELETE", p, nil)
+		paths = append(paths, p)
+	}
+	standbys := c.standbys()
+	rec := newRecorder(c, paths)
+	rec.start(time.Now().UnixNano(), []*node{standbys[0], standbys[1], nil, nil})
+	defer rec.stop()
+	time.Sleep(500 * time.Millisecond)
+
+	reload := fault{kind: faultReload, node: active, start: rec.now()}
+	change(active)
+	waitFor(t, 15*time.Second, "every mount on "+version, func() (bool, string) {
+		for _, m := range mounts {
+			if v := c.must(active, http.StatusOK, "GET", "sys/mounts/"+m, nil).data()["running_plugin_version"]; v != version {
+				return false, fmt.Sprintf("%s runs %v", m, v)
+			}
+		}
+		return true, ""
+	})
+	reload.end = rec.now()
+	time.Sleep(time.Second)
+
+	// A new active node builds every mount afresh, from its own plugin directory.
+	stepDown := c.inject(faultStepDown, nil, rec.now)
+	next := c.active()
+	c.expectRunningVersion(next, version, mounts...)
+	for _, args := range processesUnder(next.pluginDir) {
+		if !strings.HasSuffix(args, pluginCommand(version)) {
+			t.Errorf("%s runs %s after the step-down", next.id, args)
+		}
+	}
+	time.Sleep(time.Second)
+	rec.stop()
+	res := mustBeLinearizable(t, rec, []fault{reload, stepDown})
+
+	var inReload []op
+	var first, last time.Duration
+	for _, o := range rec.history() {
+		if o.out.Outcome != outAmbiguous && o.out.Outcome != outNotSent {
+			continue
+		}
+		switch {
+		case o.call <= reload.end && o.ret >= reload.start && strings.HasPrefix(o.answer, "500 "):
+			if len(inReload) == 0 {
+				first = o.call
+			}
+			inReload = append(inReload, o)
+			last = max(last, o.ret)
+		case o.call <= stepDown.end && o.ret >= stepDown.start && failoverAnswers.MatchString(o.answer):
+		default:
+			t.Errorf("failed outside what the README allows: %s", o)
+		}
+	}
+	mountsFailed := map[string]int{}
+	for _, o := range inReload {
+		mountsFailed[strings.SplitN(o.in.Path, "/", 2)[0]]++
+	}
+	if len(inReload) > reloadFailures || last-first > reloadSpan || len(mountsFailed) > 1 {
+		t.Errorf("during the reload %d requests failed over %v, on mounts %v; want at most %d, within %v, on one mount: %v",
+			len(inReload), (last - first).Round(time.Millisecond), mountsFailed, reloadFailures, reloadSpan, inReload)
+	}
+	t.Logf("to %s under load: %d operations, linearizable; the change took %v and failed %d requests over %v (%v); "+
+		"then %s: %s, %v", version, res.operations, (reload.end - reload.start).Round(time.Millisecond), len(inReload),
+		(last - first).Round(time.Millisecond), mountsFailed, stepDown, stepDown.detail, (stepDown.end - stepDown.start).Round(time.Millisecond))
+}

@@ -114,103 +114,53 @@ func TestCluster_FailoverUnderLoadIsLinearizable(t *testing.T) {
 // dies another one serves the plugin.
 const failoverServes = 5 * time.Second
 
-// reloadFailures bounds what may fail while a global reload upgrades two
-// mounts: requests in flight to the mount reloaded second, between the first
-// reload and its own.
-const (
-	reloadFailures = 20
-	reloadSpan     = time.Second
-)
+func TestCluster_UpgradeByPinUnderLoadAndRollBack(t *testing.T) {
+	c := sharedCluster(t)
+	mounts := enableSecondMount(t, c)
+	for _, n := range c.nodes {
+		n.install(t, newVersion)
+	}
+	c.active().srv.mustCLI(t, "plugin", "register", "-sha256="+pluginSHA[newVersion], "-version="+newVersion,
+		"-command="+pluginCommand(newVersion), "secret", pluginName)
+	pin := "sys/plugins/pins/secret/" + pluginName
+	t.Cleanup(func() { send(c.active().addr(), c.token, "DELETE", pin, nil) })
+
+	// One write moves every mount of the plugin, whatever version each is tuned to.
+	upgradeUnderLoad(t, c, mounts, newVersion, func(active *node) {
+		c.must(active, http.StatusNoContent, "POST", pin, map[string]interface{}{"version": newVersion})
+		active.srv.mustCLI(t, "plugin", "reload", "-type=secret", "-plugin="+pluginName, "-scope=global")
+	})
+	if v := c.must(c.active(), http.StatusOK, "GET", pin, nil).data()["version"]; v != newVersion {
+		t.Fatalf("the pin reads %v after the step-down, want %s", v, newVersion)
+	}
+	// Rolled back by deleting the pin: each mount runs its tuned version again.
+	upgradeUnderLoad(t, c, mounts, oldVersion, func(active *node) {
+		c.must(active, http.StatusNoContent, "DELETE", pin, nil)
+		active.srv.mustCLI(t, "plugin", "reload", "-type=secret", "-plugin="+pluginName, "-scope=global")
+	})
+}
 
 func TestCluster_RollingUpgradeUnderLoad(t *testing.T) {
 	c := sharedCluster(t)
-	active := c.active()
-	second := mount + "-b"
-	active.srv.mustCLI(t, "secrets", "enable", "-path="+second, "-plugin-version="+oldVersion, pluginName)
-	t.Cleanup(func() { send(c.active().addr(), c.token, "DELETE", "sys/mounts/"+second, nil) })
-	mounts := []string{mount, second}
-	c.expectRunningVersion(active, oldVersion, mounts...)
-	var paths []string
-	for _, m := range mounts {
-		p := m + "/secrets/upgrade"
-		c.must(active, http.StatusNoContent, "DELETE", p, nil)
-		paths = append(paths, p)
-	}
-
-	// Clients through each standby and spread, on both mounts, through the
-	// upgrade and the step-down after it.
-	standbys := c.standbys()
-	rec := newRecorder(c, paths)
-	rec.start(time.Now().UnixNano(), []*node{standbys[0], standbys[1], nil, nil})
-	defer rec.stop()
-	time.Sleep(500 * time.Millisecond)
-
+	mounts := enableSecondMount(t, c)
 	// The new binary goes onto every node first, beside the old one.
 	for _, n := range c.nodes {
 		n.install(t, newVersion)
 	}
-	active.srv.mustCLI(t, "plugin", "register", "-sha256="+pluginSHA[newVersion], "-version="+newVersion,
+	c.active().srv.mustCLI(t, "plugin", "register", "-sha256="+pluginSHA[newVersion], "-version="+newVersion,
 		"-command="+pluginCommand(newVersion), "secret", pluginName)
-	for _, m := range mounts {
-		active.srv.mustCLI(t, "secrets", "tune", "-plugin-version="+newVersion, m)
-	}
-	reload := fault{kind: faultReload, node: active, start: rec.now()}
-	active.srv.mustCLI(t, "plugin", "reload", "-type=secret", "-plugin="+pluginName, "-scope=global")
-	waitFor(t, 15*time.Second, "every mount on "+newVersion, func() (bool, string) {
+	upgradeUnderLoad(t, c, mounts, newVersion, func(active *node) {
 		for _, m := range mounts {
-			if v := c.must(active, http.StatusOK, "GET", "sys/mounts/"+m, nil).data()["running_plugin_version"]; v != newVersion {
-				return false, fmt.Sprintf("%s runs %v", m, v)
-			}
+			active.srv.mustCLI(t, "secrets", "tune", "-plugin-version="+newVersion, m)
 		}
-		return true, ""
+		active.srv.mustCLI(t, "plugin", "reload", "-type=secret", "-plugin="+pluginName, "-scope=global")
 	})
-	reload.end = rec.now()
-	time.Sleep(time.Second)
-
-	// A new active node builds every mount afresh, from its own plugin directory.
-	stepDown := c.inject(faultStepDown, nil, rec.now)
-	next := c.active()
-	c.expectRunningVersion(next, newVersion, mounts...)
-	for _, args := range processesUnder(next.pluginDir) {
-		if !strings.HasSuffix(args, pluginCommand(newVersion)) {
-			t.Errorf("%s runs %s after the step-down", next.id, args)
+	t.Cleanup(func() {
+		for _, m := range mounts {
+			send(c.active().addr(), c.token, "POST", "sys/mounts/"+m+"/tune", map[string]interface{}{"plugin_version": oldVersion})
 		}
-	}
-	time.Sleep(time.Second)
-	rec.stop()
-	res := mustBeLinearizable(t, rec, []fault{reload, stepDown})
-
-	// What failed, by when: during the reload only the second mount's
-	// requests, for milliseconds; during the step-down what any failover shows.
-	var inReload []op
-	var first, last time.Duration
-	for _, o := range rec.history() {
-		if o.out.Outcome != outAmbiguous && o.out.Outcome != outNotSent {
-			continue
-		}
-		switch {
-		case o.call <= reload.end && o.ret >= reload.start && strings.HasPrefix(o.answer, "500 "):
-			if len(inReload) == 0 {
-				first = o.call
-			}
-			inReload = append(inReload, o)
-			last = max(last, o.ret)
-		case o.call <= stepDown.end && o.ret >= stepDown.start && failoverAnswers.MatchString(o.answer):
-		default:
-			t.Errorf("failed outside what the README allows: %s", o)
-		}
-	}
-	mountsFailed := map[string]int{}
-	for _, o := range inReload {
-		mountsFailed[strings.SplitN(o.in.Path, "/", 2)[0]]++
-	}
-	if len(inReload) > reloadFailures || last-first > reloadSpan || len(mountsFailed) > 1 {
-		t.Errorf("during the reload %d requests failed over %v, on mounts %v; want at most %d, within %v, on one mount: %v",
-			len(inReload), (last - first).Round(time.Millisecond), mountsFailed, reloadFailures, reloadSpan, inReload)
-	}
-	t.Logf("upgrade under load: %d operations, linearizable; the reload took %v and failed %d requests over %v (%v); "+
-		"the step-down: %s, %v", res.operations, (reload.end - reload.start).Round(time.Millisecond), len(inReload),
-		(last - first).Round(time.Millisecond), mountsFailed, stepDown.detail, (stepDown.end - stepDown.start).Round(time.Millisecond))
+		c.active().srv.cli("plugin", "reload", "-type=secret", "-plugin="+pluginName, "-scope=global")
+	})
 }
 
 // restoreWait bounds how long a request waits while a snapshot is restored.

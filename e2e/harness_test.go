@@ -46,7 +46,7 @@ func pluginCommand(version string) string { return pluginName + "-" + version }
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(reaperEnv); dir != "" {
 		reap(dir)
-		return
+		os.Exit(0)
 	}
 	code, err := run(m)
 	if err != nil {

@@ -1,164 +1,43 @@
 package e2e
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
-	"time"
+	"testing"
 )
 
-// Nothing a run starts may outlive it, even when a test panics or `go test
-// -timeout` ends the process before any cleanup runs. Each run works in its
-// own folder under runsDir and records there its own PID and that of every
-// server it starts. A reaper process waits for the run to end, however it
-// ends, and then stops what is left; the next run does the same for any run
-// whose process is gone.
-
-var runsDir = filepath.Join(os.TempDir(), pluginName+"-e2e")
-
-const reaperEnv = "E2E_REAP_RUN"
-
-// runDir is this run's folder: TMPDIR points there, so that every folder the
-// tests and their scripts make, and every process working in one, can be
-// told apart from anything else on the machine.
-var runDir string
-
-// startRun makes the run's folder, stops what earlier runs left, and starts
-// the reaper.
-func startRun() error {
-	if err := os.MkdirAll(runsDir, 0o755); err != nil {
-		return err
-	}
-	earlier, _ := filepath.Glob(filepath.Join(runsDir, "run-*"))
-	for _, dir := range earlier {
-		if owner, err := os.ReadFile(filepath.Join(dir, "owner")); err == nil && alive(strings.TrimSpace(string(owner))) {
-			continue // another run, still going
-		}
-		if stopped := stopLeftovers(dir); stopped > 0 {
-			fmt.Fprintf(os.Stderr, "e2e: stopped %d process(es) an earlier run left in %s\n", stopped, dir)
-		}
-		os.RemoveAll(dir)
-	}
-	dir, err := os.MkdirTemp(runsDir, "run-")
+// When a run ends, however it ends, its reaper stops what it left: the
+// reaper's stdin closes with the run's process, as it does here.
+func TestLeftovers_TheReaperStopsARunsProcessesWhenItEnds(t *testing.T) {
+	dir, server, child := startFakeRun(t, os.Getpid())
+	stdin, err := startReaper(dir)
 	if err != nil {
-		return err
+		t.Fatal(err)
 	}
-	runDir = dir
-	if err := os.WriteFile(filepath.Join(dir, "owner"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-		return err
+	running(t, server, child)
+	stdin.Close()
+	waitGone(t, "the reaper to stop the run's server and its child", server, child)
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the reaper left the run's folder: %v", err)
 	}
-	os.Setenv("TMPDIR", dir)
-	// The reaper reads its stdin until this process is gone, whatever ends it.
-	reaper := exec.Command(os.Args[0])
-	reaper.Env = append(os.Environ(), reaperEnv+"="+dir)
-	stdin, err := reaper.StdinPipe()
-	if err != nil {
-		return err
-	}
-	// Its own process group, out of reach of a Ctrl-C that ends the run.
-	reaper.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := reaper.Start(); err != nil {
-		return err
-	}
-	reaperStdin = stdin
-	return nil
 }
 
-var reaperStdin interface{ Close() error }
-
-// endRun stops what is left of this run and removes its folder.
-func endRun() {
-	stopLeftovers(runDir)
-	if reaperStdin != nil {
-		reaperStdin.Close()
+// The next run stops what a run whose process is gone left, and leaves a
+// run that still goes alone.
+func TestLeftovers_TheNextRunStopsWhatAnEndedRunLeft(t *testing.T) {
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
 	}
-	os.RemoveAll(runDir)
-}
-
-// reap is the reaper's whole life: wait for the run to end, stop what it left.
-func reap(dir string) {
-	buf := make([]byte, 1)
-	for {
-		if _, err := os.Stdin.Read(buf); err != nil {
-			break
-		}
+	ended, server, child := startFakeRun(t, gone.Process.Pid)
+	going, other, otherChild := startFakeRun(t, os.Getpid())
+	stopEarlierRuns()
+	waitGone(t, "the processes of the ended run", server, child)
+	running(t, other, otherChild)
+	if _, err := os.Stat(ended); !os.IsNotExist(err) {
+		t.Errorf("the ended run's folder is still there: %v", err)
 	}
-	stopLeftovers(dir)
-	os.RemoveAll(dir)
-}
-
-// recordServer notes a server's PID, which is also its process group's.
-func recordServer(pid int) {
-	f, err := os.OpenFile(filepath.Join(runDir, "pids"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
-		return
+	if _, err := os.Stat(going); err != nil {
+		t.Errorf("the folder of a run that still goes: %v", err)
 	}
-	defer f.Close()
-	fmt.Fprintln(f, pid)
-}
-
-// stopLeftovers kills, by PID, every process of the run in dir: any whose
-// command line names the folder (servers, scripts, plugin processes, also
-// orphaned ones), and the rest of a recorded server's process group, if one
-// of its members names the folder (else the PID was reused since). It
-// returns how many it killed.
-func stopLeftovers(dir string) int {
-	recorded := map[string]bool{}
-	if pids, err := os.ReadFile(filepath.Join(dir, "pids")); err == nil {
-		for _, pid := range strings.Fields(string(pids)) {
-			recorded[pid] = true
-		}
-	}
-	all := processes()
-	ours := map[int]bool{}
-	for _, p := range all {
-		if strings.Contains(p.args, dir) {
-			ours[p.pid] = true
-			ours[-p.group] = recorded[strconv.Itoa(p.group)]
-		}
-	}
-	killed := 0
-	for _, p := range all {
-		if p.pid != os.Getpid() && (ours[p.pid] || ours[-p.group]) && syscall.Kill(p.pid, syscall.SIGKILL) == nil {
-			killed++
-		}
-	}
-	return killed
-}
-
-// process is one line of ps.
-type process struct {
-	pid, parent, group int
-	args               string
-}
-
-// processes lists the machine's processes: the one parser of ps's output.
-func processes() []process {
-	out, err := runCommand(30*time.Second, "ps", "-e", "-o", "pid=,ppid=,pgid=,args=")
-	if err != nil {
-		return nil
-	}
-	var all []process
-	for _, line := range strings.Split(out, "\n") {
-		fields := strings.Fields(line)
-		if len(fields) < 4 {
-			continue
-		}
-		p := process{args: strings.Join(fields[3:], " ")}
-		p.pid, _ = strconv.Atoi(fields[0])
-		p.parent, _ = strconv.Atoi(fields[1])
-		p.group, _ = strconv.Atoi(fields[2])
-		all = append(all, p)
-	}
-	return all
-}
-
-// alive tells whether the process pid runs.
-func alive(pid string) bool {
-	n, err := strconv.Atoi(pid)
-	return err == nil && syscall.Kill(n, 0) == nil
 }

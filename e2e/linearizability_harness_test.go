@@ -179,19 +179,19 @@ const staleWindow = 3 * time.Second
 type checked struct {
 	result      porcupine.CheckResult
 	operations  int
-	setAside    []op // reads a resumed node answered within staleWindow
-	stale       []op // those of them that no linearization allows
+	setAside    []op // reads a resumed node answered within staleWindow, not checked
+	stale       []op // those of them that returned what was overwritten before they were sent
 	unexpected  []op
 	visualised  string
 	checkerTook time.Duration
 }
 
 // checkHistory checks the recorded operations against the model, with each
-// write in flight while a plugin process ended allowed to land twice. If the
-// whole history is not linearizable, it checks it again without the reads a
-// resumed node answered right after its SIGCONT, and names those that no
-// linearization allows. On a violation it writes porcupine's visualisation,
-// with the faults annotated, to a file under dir.
+// write in flight while a plugin process ended allowed to land twice, and
+// without the reads a resumed node answered right after its SIGCONT: those
+// are set aside, and the ones that returned what an acknowledged write had
+// replaced before they were sent are named. On a violation it writes
+// porcupine's visualisation, with the faults annotated, to a file under dir.
 func checkHistory(history []op, faults []fault, end time.Duration, dir, name string) checked {
 	var res checked
 	var kept []op
@@ -202,8 +202,12 @@ func checkHistory(history []op, faults []fault, end time.Duration, dir, name str
 		case o.out.Outcome == outNotSent, o.in.Kind == opRead && o.out.Outcome == outAmbiguous:
 			// Nothing reached Vault, or nothing came back: no effect to check.
 		default:
+			ret := o.ret
+			if o.out.Outcome == outAmbiguous {
+				ret += pendingFor
+			}
 			for _, f := range faults {
-				if o.in.Kind != opRead && f.restartsPlugin() && o.call <= f.end && o.ret >= f.start {
+				if o.in.Kind != opRead && f.restartsPlugin() && o.call <= f.end && ret >= f.start {
 					o.in.MayRepeat = true
 				}
 			}
@@ -218,20 +222,16 @@ func checkHistory(history []op, faults []fault, end time.Duration, dir, name str
 			rest = append(rest, o)
 		}
 	}
-	res.operations = len(kept)
-	began := time.Now()
-	model := secretModel.ToModel()
-	result, info := porcupine.CheckOperationsVerbose(model, operations(kept, end), 2*time.Minute)
-	if result == porcupine.Illegal && len(aside) > 0 {
-		res.setAside = aside
-		if result, info = porcupine.CheckOperationsVerbose(model, operations(rest, end), 2*time.Minute); result == porcupine.Ok {
-			for _, o := range aside {
-				if porcupine.CheckOperationsTimeout(model, operations(append(rest[:len(rest):len(rest)], o), end), time.Minute) != porcupine.Ok {
-					res.stale = append(res.stale, o)
-				}
-			}
+	res.operations = len(rest)
+	res.setAside = aside
+	for _, o := range aside {
+		if overwritten(o, kept) {
+			res.stale = append(res.stale, o)
 		}
 	}
+	began := time.Now()
+	model := secretModel.ToModel()
+	result, info := porcupine.CheckOperationsVerbose(model, operations(rest, end), 5*time.Minute)
 	res.result, res.checkerTook = result, time.Since(began)
 	if result != porcupine.Ok {
 		var notes []porcupine.Annotation
@@ -262,14 +262,46 @@ func staleCandidate(o op, faults []fault) bool {
 	return false
 }
 
+// overwritten tells whether read o returned a state that an acknowledged
+// write had replaced before o was sent: a stale read, whatever the order of
+// the operations that overlap it. (A sufficient test, cheap where porcupine
+// would search every order of a history that is not linearizable.)
+func overwritten(o op, history []op) bool {
+	if o.in.Kind != opRead || o.out.Outcome != outOK {
+		return false
+	}
+	var made *op // the write whose token o read
+	for i := range history {
+		if w := &history[i]; w.in.Path == o.in.Path && w.in.Token == o.out.Token && w.in.Kind != opRead {
+			made = w
+		}
+	}
+	if made == nil || made.out.Outcome == outAmbiguous {
+		return false
+	}
+	for _, w := range history {
+		if w.in.Path == o.in.Path && w.in.Kind != opRead && w.in.Token != o.out.Token &&
+			w.out.Outcome == outOK && w.call > made.ret && w.ret < o.call {
+			return true
+		}
+	}
+	return false
+}
+
+// pendingFor is how long after its client gave up an operation without a
+// definite answer may still take effect: a write that reached raft before
+// its leader died or was deposed is committed, or not, by the next leader,
+// within seconds of an election.
+const pendingFor = 30 * time.Second
+
 // operations converts recorded operations to porcupine's, with an ambiguous
-// one open until end.
+// one open for pendingFor after its return, or until end.
 func operations(history []op, end time.Duration) []porcupine.Operation {
 	ops := make([]porcupine.Operation, len(history))
 	for i, o := range history {
 		ret := o.ret
 		if o.out.Outcome == outAmbiguous {
-			ret = end
+			ret = min(end, o.ret+pendingFor)
 		}
 		ops[i] = porcupine.Operation{ClientId: o.client, Input: o.in, Output: o.out,
 			Call: int64(o.call), Return: int64(ret), Metadata: o.node.id + ": " + o.answer}
