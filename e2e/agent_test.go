@@ -74,20 +74,16 @@ template {
 	waitForFile := func(want string, within time.Duration) time.Duration {
 		t.Helper()
 		start := time.Now()
-		for time.Since(start) < within {
+		waitFor(t, within, fmt.Sprintf("the rendered file to hold %q", want), func() (bool, string) {
 			select {
 			case <-exited:
 				t.Fatalf("vault agent exited:\n%s", log.String())
 			default:
 			}
-			if got, _ := os.ReadFile(rendered); string(got) == want {
-				return time.Since(start)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		got, _ := os.ReadFile(rendered)
-		t.Fatalf("after %s the rendered file holds %q, want %q; agent log:\n%s", within, got, want, log.String())
-		return 0
+			got, _ := os.ReadFile(rendered)
+			return string(got) == want, fmt.Sprintf("%q; agent log:\n%s", got, log.String())
+		})
+		return time.Since(start)
 	}
 	first := waitForFile("first-password", 30*time.Second)
 	t.Logf("agent started and rendered the secret in %s", first.Round(time.Millisecond))

@@ -1,10 +1,10 @@
 package e2e
 
 import (
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestBuild_IsReproducible builds the plugin as users get the source: a git
@@ -13,12 +13,11 @@ import (
 // of a cluster must hold a binary matching the one -sha256 registered.
 func TestBuild_IsReproducible(t *testing.T) {
 	clone := filepath.Join(t.TempDir(), "clone")
-	if out, err := exec.Command("git", "clone", "-q", "..", clone).CombinedOutput(); err != nil {
+	if out, err := runCommand(time.Minute, "git", "clone", "-q", "..", clone); err != nil {
 		t.Fatalf("git clone: %v\n%s", err, out)
 	}
 	tarball := t.TempDir()
-	archive := exec.Command("sh", "-c", `git -C "$0" archive HEAD | tar -C "$1" -xf -`, clone, tarball)
-	if out, err := archive.CombinedOutput(); err != nil {
+	if out, err := runCommand(time.Minute, "sh", "-c", `git -C "$0" archive HEAD | tar -C "$1" -xf -`, clone, tarball); err != nil {
 		t.Fatalf("copying the source: %v\n%s", err, out)
 	}
 
@@ -36,7 +35,7 @@ func TestBuild_IsReproducible(t *testing.T) {
 
 	// The checkout the tests run in built the binary they register; when it
 	// holds the committed source, that binary must be the same too.
-	status, err := exec.Command("git", "-C", "..", "status", "--porcelain", "--untracked-files=no").Output()
+	status, err := runCommand(time.Minute, "git", "-C", "..", "status", "--porcelain", "--untracked-files=no")
 	if err != nil {
 		t.Fatal(err)
 	}

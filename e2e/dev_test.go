@@ -17,7 +17,7 @@ import (
 // new user would: wait for its instructions, paste them, press Ctrl-C.
 func TestDev_ScriptServesThePluginAndStopsOnCtrlC(t *testing.T) {
 	binary := filepath.Join(t.TempDir(), pluginName)
-	if _, err := exec.Command("make", "-s", "-C", "..", "build", "BIN="+binary).CombinedOutput(); err != nil {
+	if _, err := runCommand(5*time.Minute, "make", "-s", "-C", "..", "build", "BIN="+binary); err != nil {
 		t.Fatalf("make build: %v", err)
 	}
 	port, err := freePort()

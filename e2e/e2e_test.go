@@ -229,17 +229,10 @@ func TestUpgrade_NewVersionKeepsEverySecret(t *testing.T) {
 	// every mount of the plugin restarts on the version it is tuned to.
 	dev.mustCLI(t, "plugin", "reload", "-type=secret", "-plugin="+pluginName)
 
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	waitFor(t, 10*time.Second, "running_plugin_version "+newVersion+" after the reload", func() (bool, string) {
 		got := dev.expect(t, http.StatusOK, "GET", "sys/mounts/upgrade", nil).data()["running_plugin_version"]
-		if got == newVersion {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("running_plugin_version %v after reload, want %s", got, newVersion)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return got == newVersion, fmt.Sprint(got)
+	})
 	for i := 0; i < secrets; i++ {
 		r := dev.expect(t, http.StatusOK, "GET", fmt.Sprintf("upgrade/secrets/s%d", i), nil)
 		if r.data()["data"].(map[string]interface{})["i"] != fmt.Sprint(i) || r.data()["version"] != float64(1) {
@@ -267,14 +260,12 @@ func killPlugins(t *testing.T) int {
 // readEventually retries a read while Vault restarts a killed plugin.
 func readEventually(t *testing.T, path string) reply {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		r := dev.call(t, dev.token, "GET", path, nil)
-		if r.status == http.StatusOK || time.Now().After(deadline) {
-			return r
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	var r reply
+	_ = poll(15*time.Second, func() (bool, string) {
+		r = dev.call(t, dev.token, "GET", path, nil)
+		return r.status == http.StatusOK, ""
+	})
+	return r
 }
 
 func TestCrash_KilledPluginComesBackWithAllData(t *testing.T) {

@@ -65,7 +65,10 @@ func run(m *testing.M) (int, error) {
 			os.Unsetenv(name)
 		}
 	}
-	out, err := exec.Command("./vault.sh").Output()
+	// Building Vault takes up to about 20 minutes, once.
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "./vault.sh").Output()
 	if err != nil {
 		return 1, fmt.Errorf("finding a Vault binary: %w", err)
 	}

@@ -1,12 +1,14 @@
 package e2e
 
 import (
+	"context"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMake_RegisterAndEnableAgainstARunningVault runs `make register` and
@@ -16,7 +18,9 @@ func TestMake_RegisterAndEnableAgainstARunningVault(t *testing.T) {
 	binary := filepath.Join(t.TempDir(), pluginName)
 	runMake := func(target string) {
 		t.Helper()
-		cmd := exec.Command("make", "-s", "-C", "..", target, "VERSION="+version, "BIN="+binary,
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "make", "-s", "-C", "..", target, "VERSION="+version, "BIN="+binary,
 			"PLUGIN_DIR="+pluginDir, "MOUNT="+made, "VAULT="+vaultBinary)
 		cmd.Env = append(os.Environ(), "VAULT_ADDR="+dev.addr, "VAULT_TOKEN="+dev.token)
 		if out, err := cmd.CombinedOutput(); err != nil {

@@ -108,11 +108,10 @@ disable_mlock    = true
 // waitActive waits until an unsealed raft node has become the active node.
 func waitActive(t *testing.T, s *server) {
 	t.Helper()
-	for i := 0; i < 300; i++ {
-		if r := s.call(t, s.token, "GET", "sys/health", nil); r.status == http.StatusOK {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := poll(30*time.Second, func() (bool, string) {
+		r := s.call(t, s.token, "GET", "sys/health", nil)
+		return r.status == http.StatusOK, r.String()
+	}); err != nil {
+		t.Fatalf("the server did not become active: %v\n%s", err, s.logText())
 	}
-	t.Fatalf("the server did not become active:\n%s", s.logText())
 }

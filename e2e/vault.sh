@@ -18,7 +18,8 @@ if command -v vault >/dev/null 2>&1 && vault version 2>/dev/null | grep -q "^Vau
   exit 0
 fi
 
-cache="${XDG_CACHE_HOME:-$HOME/.cache}/vault-plugin-secrets-reference"
+# Not named after the plugin: every plugin started from this one shares it.
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/vault-from-source"
 binary="$cache/vault-$version"
 if [ ! -x "$binary" ]; then
   echo "Building Vault $version into $binary; this takes about 20 minutes once." >&2
