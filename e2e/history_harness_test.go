@@ -89,7 +89,7 @@ func (o op) String() string {
 // recorder runs clients until stopped and keeps what they did.
 type recorder struct {
 	c       *cluster
-	paths   []string
+	paths   atomic.Pointer[[]string] // the names the clients use now
 	began   time.Time
 	stopped atomic.Bool
 	wg      sync.WaitGroup
@@ -109,13 +109,21 @@ type recorder struct {
 }
 
 func newRecorder(c *cluster, paths []string) *recorder {
-	return &recorder{
-		c: c, paths: paths, began: time.Now(), callTimeout: 4 * time.Second,
+	r := &recorder{
+		c: c, began: time.Now(), callTimeout: 4 * time.Second,
 		// Its own connections: a node killed or paused under one client
 		// must not hold up another's requests.
 		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}},
 	}
+	r.use(paths)
+	return r
 }
+
+// use moves the clients to other names. A long run does so now and then,
+// so that each name's history stays short enough to check: how long a check
+// takes grows fast with the operations that overlap, and an operation
+// without a definite answer overlaps all that follow it for pendingFor.
+func (r *recorder) use(paths []string) { r.paths.Store(&paths) }
 
 // now is the monotonic time since the recorder began.
 func (r *recorder) now() time.Duration { return time.Since(r.began) }
@@ -145,7 +153,8 @@ func (r *recorder) client(rng *rand.Rand, pinned *node) {
 		if target == nil {
 			target = r.c.nodes[rng.Intn(len(r.c.nodes))]
 		}
-		in := opInput{Path: r.paths[rng.Intn(len(r.paths))]}
+		paths := *r.paths.Load()
+		in := opInput{Path: paths[rng.Intn(len(paths))]}
 		switch p := rng.Intn(100); {
 		case p < 40 || r.readOnly:
 			in.Kind = opRead
