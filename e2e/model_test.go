@@ -11,7 +11,7 @@ import (
 // The model must accept exactly the documented behaviour: these histories,
 // small enough to read, each say what it allows or refuses.
 func TestModel_AcceptsTheAPIAndRefusesWhatItForbids(t *testing.T) {
-	const p = "ref/secrets/x"
+	p := mount + "/secrets/x"
 	n := &node{id: "node1"}
 	ms := func(i int) time.Duration { return time.Duration(i) * time.Millisecond }
 	at := func(from, to int, in opInput, out opOutput) op {
@@ -75,7 +75,7 @@ func TestModel_AcceptsTheAPIAndRefusesWhatItForbids(t *testing.T) {
 // A read a resumed node answered from its stale state is set aside and
 // named; any other violation is not.
 func TestModel_SetsAsideOnlyStaleReadsOfAResumedNode(t *testing.T) {
-	const p = "ref/secrets/x"
+	p := mount + "/secrets/x"
 	paused, other := &node{id: "node1"}, &node{id: "node2"}
 	ms := func(i int) time.Duration { return time.Duration(i) * time.Millisecond }
 	pause := fault{kind: faultPause, node: paused, start: ms(10), resumed: ms(20), end: ms(40)}
