@@ -127,7 +127,7 @@ func TestCluster_UpgradeByPinUnderLoadAndRollBack(t *testing.T) {
 
 	// One write moves every mount of the plugin, whatever version each is tuned to.
 	upgradeUnderLoad(t, c, mounts, newVersion, func(active *node) {
-		c.must(active, http.StatusNoContent, "POST", pin, map[string]interface{}{"version": newVersion})
+		c.must(active, http.StatusOK, "POST", pin, map[string]interface{}{"version": newVersion})
 		active.srv.mustCLI(t, "plugin", "reload", "-type=secret", "-plugin="+pluginName, "-scope=global")
 	})
 	if v := c.must(c.active(), http.StatusOK, "GET", pin, nil).data()["version"]; v != newVersion {
@@ -135,7 +135,7 @@ func TestCluster_UpgradeByPinUnderLoadAndRollBack(t *testing.T) {
 	}
 	// Rolled back by deleting the pin: each mount runs its tuned version again.
 	upgradeUnderLoad(t, c, mounts, oldVersion, func(active *node) {
-		c.must(active, http.StatusNoContent, "DELETE", pin, nil)
+		c.must(active, http.StatusOK, "DELETE", pin, nil)
 		active.srv.mustCLI(t, "plugin", "reload", "-type=secret", "-plugin="+pluginName, "-scope=global")
 	})
 }

@@ -58,9 +58,7 @@ func stopEarlierRuns() {
 		if owner, err := os.ReadFile(filepath.Join(dir, "owner")); err == nil && alive(strings.TrimSpace(string(owner))) {
 			continue // another run, still going
 		}
-		if stopped := stopLeftovers(dir); stopped > 0 {
-			fmt.Fprintf(os.Stderr, "e2e: stopped %d process(es) an earlier run left in %s\n", stopped, dir)
-		}
+		stopLeftovers(dir)
 		os.RemoveAll(dir)
 	}
 }
