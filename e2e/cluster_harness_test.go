@@ -745,7 +745,7 @@ func upgradeUnderLoad(t *testing.T, c *cluster, mounts []string, version string,
 	var inReload []op
 	var first, last time.Duration
 	for _, o := range rec.history() {
-		if o.out.Outcome != outAmbiguous && o.out.Outcome != outNotSent {
+		if o.out.Outcome != outAmbiguous && o.out.Outcome != outRefused {
 			continue
 		}
 		switch {

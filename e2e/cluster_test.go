@@ -90,7 +90,7 @@ func TestCluster_FailoverUnderLoadIsLinearizable(t *testing.T) {
 	history := rec.history()
 	seen := map[string]int{}
 	for _, o := range history {
-		if o.out.Outcome == outAmbiguous || o.out.Outcome == outNotSent {
+		if o.out.Outcome == outAmbiguous || o.out.Outcome == outRefused {
 			seen[o.answer]++
 			if !failoverAnswers.MatchString(o.answer) {
 				t.Errorf("a client saw what the README does not list: %s", o)

@@ -135,7 +135,7 @@ func (c *cluster) waitServing() {
 func longestOutage(history []op, f fault) time.Duration {
 	var answered []time.Duration
 	for _, o := range history {
-		if o.out.Outcome != outAmbiguous && o.out.Outcome != outNotSent && o.out.Outcome != outUnexpected &&
+		if o.out.Outcome != outAmbiguous && o.out.Outcome != outRefused && o.out.Outcome != outUnexpected &&
 			o.ret >= f.start && o.ret <= f.end {
 			answered = append(answered, o.ret)
 		}

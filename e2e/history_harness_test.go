@@ -53,13 +53,13 @@ const (
 	outCreatedMeanwhile                // 400: created by another request since this write began
 	outDeletedMeanwhile                // 400: deleted by another request since this write began
 	outAmbiguous                       // no answer, or a 5xx: it may or may not have applied
-	outNotSent                         // connection refused: nothing reached Vault
+	outRefused                         // nothing applied: see refusedBeforeThePlugin
 	outUnexpected                      // anything else fails the test
 )
 
 func (o outcome) String() string {
 	return [...]string{"ok", "absent", "cas mismatch", "created meanwhile", "deleted meanwhile",
-		"ambiguous", "not sent", "unexpected"}[o]
+		"ambiguous", "refused", "unexpected"}[o]
 }
 
 type opOutput struct {
@@ -208,6 +208,12 @@ func (r *recorder) do(client int, n *node, in opInput) op {
 }
 
 var (
+	// refusedBeforeThePlugin are Vault's answers to a request that neither
+	// the plugin nor raft took: a standby that knows no active node to
+	// forward to, a sealed node, a node that is no longer raft's leader
+	// (raft refuses to append), and a mount still being set up.
+	refusedBeforeThePlugin = regexp.MustCompile(`^(500 local node not active but active cluster node not found|` +
+		`503 Vault is sealed|500 .*(writing|deleting) secret: (node is not the leader|cannot write to storage during setup))`)
 	currentVersion   = regexp.MustCompile(`current version is (\d+)`)
 	createdMeanwhile = "created by another request since this write began"
 	deletedMeanwhile = "deleted by another request since this write began"
@@ -219,7 +225,7 @@ func classify(in opInput, r reply, err error) (opOutput, string) {
 		var kind string
 		switch msg := err.Error(); {
 		case strings.Contains(msg, "connection refused"):
-			return opOutput{Outcome: outNotSent}, "connection refused"
+			return opOutput{Outcome: outRefused}, "connection refused"
 		case errors.Is(err, context.DeadlineExceeded):
 			kind = "timeout"
 		case strings.HasSuffix(msg, "EOF"):
@@ -238,6 +244,8 @@ func classify(in opInput, r reply, err error) (opOutput, string) {
 	}
 	version := func() int64 { v, _ := r.data()["version"].(float64); return int64(v) }
 	switch {
+	case r.status >= 500 && refusedBeforeThePlugin.MatchString(answer):
+		return opOutput{Outcome: outRefused}, answer
 	case r.status >= 500:
 		return opOutput{Outcome: outAmbiguous}, answer
 	case in.Kind == opRead && r.status == http.StatusOK:

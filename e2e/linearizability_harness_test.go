@@ -199,7 +199,7 @@ func checkHistory(history []op, faults []fault, end time.Duration, dir, name str
 		switch {
 		case o.out.Outcome == outUnexpected:
 			res.unexpected = append(res.unexpected, o)
-		case o.out.Outcome == outNotSent, o.in.Kind == opRead && o.out.Outcome == outAmbiguous:
+		case o.out.Outcome == outRefused, o.in.Kind == opRead && o.out.Outcome == outAmbiguous:
 			// Nothing reached Vault, or nothing came back: no effect to check.
 		default:
 			ret := o.ret
