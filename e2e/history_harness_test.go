@@ -209,11 +209,13 @@ func (r *recorder) do(client int, n *node, in opInput) op {
 
 var (
 	// refusedBeforeThePlugin are Vault's answers to a request that neither
-	// the plugin nor raft took: a standby that knows no active node to
-	// forward to, a sealed node, a node that is no longer raft's leader
-	// (raft refuses to append), and a mount still being set up.
-	refusedBeforeThePlugin = regexp.MustCompile(`^(500 local node not active but active cluster node not found|` +
-		`503 Vault is sealed|500 .*(writing|deleting) secret: (node is not the leader|cannot write to storage during setup))`)
+	// the plugin nor raft took: a sealed node, a node that is no longer
+	// raft's leader (raft refuses to append), a mount still being set up.
+	// Not "local node not active but active cluster node not found": a
+	// standby also answers so when the active node it had forwarded the
+	// request to died before answering, and the request may have landed.
+	refusedBeforeThePlugin = regexp.MustCompile(`^(503 Vault is sealed|` +
+		`500 .*(writing|deleting) secret: (node is not the leader|cannot write to storage during setup))`)
 	currentVersion   = regexp.MustCompile(`current version is (\d+)`)
 	createdMeanwhile = "created by another request since this write began"
 	deletedMeanwhile = "deleted by another request since this write began"
