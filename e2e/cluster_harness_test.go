@@ -611,7 +611,7 @@ func mustBeLinearizable(t *testing.T, rec *recorder, faults []fault) checked {
 
 // failoverAnswers are what the README says clients see from a cluster whose
 // active node died, instead of an answer from the plugin.
-var failoverAnswers = regexp.MustCompile(`^(connection refused|EOF|connection reset|timeout|` +
+var failoverAnswers = regexp.MustCompile(`^(connection refused|connection refused after a redirect|EOF|connection reset|timeout|` +
 	`500 local node not active but active cluster node not found|503 .*)$`)
 
 // expectRunningVersion checks, on node n, the plugin version each mount runs.

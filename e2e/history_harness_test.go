@@ -200,7 +200,7 @@ func (r *recorder) do(client int, n *node, in opInput) op {
 	o := op{client: client, node: n, in: in, call: r.now()}
 	reply, err := sendContext(ctx, r.http, n.addr(), r.c.token, method, in.Path, body)
 	o.ret = r.now()
-	o.out, o.answer = classify(in, reply, err)
+	o.out, o.answer = classify(in, n, reply, err)
 	r.mu.Lock()
 	r.ops = append(r.ops, o)
 	r.mu.Unlock()
@@ -221,13 +221,19 @@ var (
 	deletedMeanwhile = "deleted by another request since this write began"
 )
 
-// classify turns what a client got into an outcome of the model.
-func classify(in opInput, r reply, err error) (opOutput, string) {
+// classify turns what a client that sent in to node n got into an outcome
+// of the model.
+func classify(in opInput, n *node, r reply, err error) (opOutput, string) {
 	if err != nil {
 		var kind string
 		switch msg := err.Error(); {
-		case strings.Contains(msg, "connection refused"):
+		case strings.Contains(msg, "connection refused") && strings.Contains(msg, "//"+n.listen+"/"):
 			return opOutput{Outcome: outRefused}, "connection refused"
+		case strings.Contains(msg, "connection refused"):
+			// A standby redirects the client to the active node when it
+			// could not forward the request, also after the active node
+			// took it and died before answering: it may have landed.
+			kind = "connection refused after a redirect"
 		case errors.Is(err, context.DeadlineExceeded):
 			kind = "timeout"
 		case strings.HasSuffix(msg, "EOF"):
