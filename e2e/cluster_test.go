@@ -364,6 +364,8 @@ func TestCluster_ScriptServesThePluginAndStopsOnCtrlC(t *testing.T) {
 	cmd.Env = append(os.Environ(), "CLUSTER_ADDRS="+strings.Join(addrs, " "), "VAULT_BINARY="+vaultBinary,
 		"PLUGIN="+pluginName, "MOUNT="+mount)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -398,7 +400,7 @@ func TestCluster_ScriptServesThePluginAndStopsOnCtrlC(t *testing.T) {
 		printed.WriteString(lines.Text() + "\n")
 	}
 	if !hung.Stop() {
-		t.Fatalf("make cluster printed no instructions within 90 s:\n%s", printed.String())
+		t.Fatalf("make cluster printed no instructions within 90 s:\n%s\nstderr:\n%s", printed.String(), stderr)
 	}
 	if m := regexp.MustCompile(`Files and logs: (\S+)\. `).FindStringSubmatch(printed.String()); m != nil {
 		work = m[1]
@@ -406,7 +408,7 @@ func TestCluster_ScriptServesThePluginAndStopsOnCtrlC(t *testing.T) {
 	for _, want := range []string{"export VAULT_ADDR=http://" + addrs[0] + " VAULT_TOKEN=", "http://" + addrs[1], "http://" + addrs[2],
 		"vault operator raft list-peers", "vault write " + mount + "/secrets/app", "vault read " + mount + "/secrets/app", "vault operator step-down", "make verify-node"} {
 		if !strings.Contains(printed.String(), want) || work == "" {
-			t.Fatalf("make cluster does not print %q or where its files are:\n%s", want, printed.String())
+			t.Fatalf("make cluster does not print %q or where its files are:\n%s\nstderr:\n%s", want, printed.String(), stderr)
 		}
 	}
 
