@@ -290,9 +290,11 @@ func overwritten(o op, history []op) bool {
 
 // pendingFor is how long after its client gave up an operation without a
 // definite answer may still take effect: a write that reached raft before
-// its leader died or was deposed is committed, or not, by the next leader,
-// within seconds of an election.
-const pendingFor = 30 * time.Second
+// its leader died or was deposed is committed, or dropped, by the next
+// leader as soon as it is elected, 2 to 5 s here. A longer bound lets each
+// such operation overlap more of the history, and the check's cost grows
+// fast with the operations that overlap.
+const pendingFor = 10 * time.Second
 
 // operations converts recorded operations to porcupine's, with an ambiguous
 // one open for pendingFor after its return, or until end.
