@@ -677,10 +677,16 @@ func processesWith(s string) []string {
 	return found
 }
 
-// enableSecondMount mounts the plugin a second time, at oldVersion, for the
-// test, and returns both mounts.
-func enableSecondMount(t *testing.T, c *cluster) []string {
+// prepareUpgrade mounts the plugin a second time, at oldVersion, for the
+// test, puts newVersion's binary on every node beside the old one and
+// registers it, as an upgrade begins, and returns both mounts.
+func prepareUpgrade(t *testing.T, c *cluster) []string {
 	t.Helper()
+	for _, n := range c.nodes {
+		n.install(t, newVersion)
+	}
+	c.active().srv.mustCLI(t, "plugin", "register", "-sha256="+pluginSHA[newVersion], "-version="+newVersion,
+		"-command="+pluginCommand(newVersion), "secret", pluginName)
 	second := mount + "-b"
 	c.active().srv.mustCLI(t, "secrets", "enable", "-path="+second, "-plugin-version="+oldVersion, pluginName)
 	t.Cleanup(func() { send(c.active().addr(), c.token, "DELETE", "sys/mounts/"+second, nil) })

@@ -116,12 +116,7 @@ const failoverServes = 5 * time.Second
 
 func TestCluster_UpgradeByPinUnderLoadAndRollBack(t *testing.T) {
 	c := sharedCluster(t)
-	mounts := enableSecondMount(t, c)
-	for _, n := range c.nodes {
-		n.install(t, newVersion)
-	}
-	c.active().srv.mustCLI(t, "plugin", "register", "-sha256="+pluginSHA[newVersion], "-version="+newVersion,
-		"-command="+pluginCommand(newVersion), "secret", pluginName)
+	mounts := prepareUpgrade(t, c)
 	pin := "sys/plugins/pins/secret/" + pluginName
 	t.Cleanup(func() { send(c.active().addr(), c.token, "DELETE", pin, nil) })
 
@@ -142,13 +137,7 @@ func TestCluster_UpgradeByPinUnderLoadAndRollBack(t *testing.T) {
 
 func TestCluster_RollingUpgradeUnderLoad(t *testing.T) {
 	c := sharedCluster(t)
-	mounts := enableSecondMount(t, c)
-	// The new binary goes onto every node first, beside the old one.
-	for _, n := range c.nodes {
-		n.install(t, newVersion)
-	}
-	c.active().srv.mustCLI(t, "plugin", "register", "-sha256="+pluginSHA[newVersion], "-version="+newVersion,
-		"-command="+pluginCommand(newVersion), "secret", pluginName)
+	mounts := prepareUpgrade(t, c)
 	upgradeUnderLoad(t, c, mounts, newVersion, func(active *node) {
 		for _, m := range mounts {
 			active.srv.mustCLI(t, "secrets", "tune", "-plugin-version="+newVersion, m)
