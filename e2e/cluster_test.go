@@ -74,7 +74,8 @@ func TestCluster_FailoverUnderLoadIsLinearizable(t *testing.T) {
 	// Clients of a cluster spread over its nodes, and do not retry here:
 	// every answer counts.
 	rec := newRecorder(c, paths)
-	rec.start(time.Now().UnixNano(), []*node{nil, nil, nil, nil})
+	watch := startWatcher(c, rec.now)
+	rec.start(time.Now().UnixNano(), clientSpec{}, clientSpec{}, clientSpec{}, clientSpec{})
 	defer rec.stop()
 	time.Sleep(time.Second)
 	var faults []fault
@@ -85,7 +86,7 @@ func TestCluster_FailoverUnderLoadIsLinearizable(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	rec.stop()
-	res := mustBeLinearizable(t, rec, faults)
+	res := mustBeLinearizable(t, rec, watch.disturbances(faults))
 
 	history := rec.history()
 	seen := map[string]int{}
@@ -98,7 +99,7 @@ func TestCluster_FailoverUnderLoadIsLinearizable(t *testing.T) {
 		}
 	}
 	for _, f := range faults {
-		if gap := longestOutage(history, f); gap > failoverServes {
+		if gap := longestOutage(history, f.window()); gap > failoverServes {
 			t.Errorf("%s: no answer from the plugin for %v, more than %v", f, gap, failoverServes)
 		} else {
 			t.Logf("%s: the longest time without an answer from the plugin: %v", f, gap.Round(time.Millisecond))
@@ -188,7 +189,7 @@ func TestCluster_SnapshotRestoreBringsBackTheSnapshotsState(t *testing.T) {
 	// (A restore rewinds state by design: this history is not checked.)
 	rec := newRecorder(c, []string{snap + "a"})
 	rec.readOnly, rec.callTimeout = true, 2*restoreWait
-	rec.start(0, c.nodes)
+	rec.start(0, clientSpec{pinned: c.nodes[0]}, clientSpec{pinned: c.nodes[1]}, clientSpec{pinned: c.nodes[2]})
 	defer rec.stop()
 	before := processesUnder(a.pluginDir)
 	began := time.Now()

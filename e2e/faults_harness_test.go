@@ -4,15 +4,15 @@ import (
 	"fmt"
 	"math/rand"
 	"net/http"
-	"sort"
-	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
 
-// The faults a cluster test injects. Each waits, before it returns, until the
-// cluster has recovered: every node up, unsealed and a caught-up voter, and
-// the plugin serving through the active node.
+// The faults a cluster test injects, and what the cluster does by itself
+// while it runs. Each fault waits, before it returns, until the cluster has
+// recovered: every node up, unsealed and a caught-up voter, and the plugin
+// serving through every node.
 const (
 	faultKillActive  = "kill -9 of the active node"
 	faultPause       = "SIGSTOP of the active node"
@@ -20,6 +20,9 @@ const (
 	faultKillPlugin  = "kill -9 of the plugin"
 	faultReload      = "global plugin reload"
 	faultKillStandby = "kill -9 of a standby"
+	// faultElection is not injected: an election the machine caused itself
+	// (a starved 2-core machine can), seen by the watcher.
+	faultElection = "election nobody caused"
 )
 
 var faultKinds = []string{faultKillActive, faultPause, faultStepDown, faultKillPlugin, faultReload, faultKillStandby}
@@ -28,9 +31,30 @@ var faultKinds = []string{faultKillActive, faultPause, faultStepDown, faultKillP
 // (heartbeat and election timeouts are 1 s with performance_multiplier = 1).
 const pauseFor = 5500 * time.Millisecond
 
+// electionSpan is how long before the watcher sees a new active node
+// requests may already fail (the old one lost its quorum, followers wait an
+// election timeout and vote), and how long after it they may still fail
+// (the new active node sets up its mounts).
+const electionSpan = 5 * time.Second
+
 // probePath is read to tell that the plugin serves; it is outside every
 // checked history.
 var probePath = mount + "/secrets/probe"
+
+// fault is one fault: from start to end the cluster was disturbed and
+// recovering; resumed is when a paused node got SIGCONT.
+type fault struct {
+	kind    string
+	node    *node
+	start   time.Duration
+	end     time.Duration
+	resumed time.Duration
+	detail  string
+}
+
+func (f fault) String() string { return fmt.Sprintf("%s (%s)", f.kind, f.node.id) }
+
+func (f fault) window() window { return window{from: f.start, to: f.end} }
 
 // inject runs one fault of kind and returns it, timed by now.
 func (c *cluster) inject(kind string, rng *rand.Rand, now func() time.Duration) fault {
@@ -42,38 +66,21 @@ func (c *cluster) inject(kind string, rng *rand.Rand, now func() time.Duration) 
 	case faultKillActive:
 		f.start = now() - time.Since(f.node.kill(c.t))
 		next := c.waitOtherActive(f.node)
-		orphans := f.node.killPlugins(c.t)
-		f.detail = fmt.Sprintf("%s active; %d orphaned plugin process(es) killed", next.id, orphans)
+		f.detail = fmt.Sprintf("%s active; %d orphaned plugin process(es) killed", next.id, f.node.killPlugins(c.t))
 		c.restart(f.node)
 	case faultPause:
-		pid, stopped := f.node.srv.cmd.Process.Pid, time.Now()
-		f.start = now()
-		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-			c.t.Fatalf("SIGSTOP %s: %v", f.node.id, err)
-		}
-		f.node.paused = true
-		next := c.waitOtherActive(f.node)
-		elected := now() - f.start
-		time.Sleep(time.Until(stopped.Add(pauseFor)))
-		if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
-			c.t.Fatalf("SIGCONT %s: %v", f.node.id, err)
-		}
-		f.resumed = now()
-		f.node.paused = false
-		f.detail = fmt.Sprintf("%s active after %v; resumed after %v", next.id, elected.Round(time.Millisecond),
-			(f.resumed - f.start).Round(time.Millisecond))
-		c.waitStandby(f.node)
+		c.pause(&f, now)
 	case faultStepDown:
 		c.must(f.node, http.StatusNoContent, "PUT", "sys/step-down", nil)
 		f.detail = c.waitOtherActive(f.node).id + " active"
 	case faultKillPlugin:
 		pids := processesUnder(f.node.pluginDir)
+		if len(pids) == 0 {
+			c.t.Fatalf("%s is active but runs no plugin process", f.node.id)
+		}
 		f.start = now()
 		for pid := range pids {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-		if len(pids) == 0 {
-			c.t.Fatalf("%s is active but runs no plugin process", f.node.id)
 		}
 		f.detail = fmt.Sprintf("%d process(es)", len(pids))
 	case faultReload:
@@ -91,60 +98,198 @@ func (c *cluster) inject(kind string, rng *rand.Rand, now func() time.Duration) 
 	return f
 }
 
-// restart starts a node that was killed, unseals it and waits until it is a
-// caught-up voter again.
-func (c *cluster) restart(n *node) {
-	c.t.Helper()
-	n.killPlugins(c.t)
-	if err := n.start(); err != nil {
-		c.t.Fatal(err)
+// pause stops the active node for pauseFor, waits for another to take
+// over, and lets it go on.
+func (c *cluster) pause(f *fault, now func() time.Duration) {
+	pid, stopped := f.node.srv.cmd.Process.Pid, time.Now()
+	f.start = now()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		c.t.Fatalf("SIGSTOP %s: %v", f.node.id, err)
 	}
-	c.unseal(n)
-	c.waitCaughtUp(n)
-	c.waitVoters(len(c.nodes))
+	f.node.paused = true
+	next := c.waitOtherActive(f.node)
+	elected := now() - f.start
+	time.Sleep(time.Until(stopped.Add(pauseFor)))
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		c.t.Fatalf("SIGCONT %s: %v", f.node.id, err)
+	}
+	f.resumed = now()
+	f.node.paused = false
+	f.detail = fmt.Sprintf("%s active after %v; resumed after %v", next.id, elected.Round(time.Millisecond),
+		(f.resumed - f.start).Round(time.Millisecond))
+	c.waitStandby(f.node)
 }
 
-// waitStandby waits until n, resumed after a pause, knows it is a standby.
-func (c *cluster) waitStandby(n *node) {
-	c.t.Helper()
-	waitFor(c.t, 30*time.Second, n.id+" says it is a standby", func() (bool, string) {
-		r, err := sendWith(healthHTTP, n.addr(), "", "GET", "sys/health", nil)
-		return err == nil && r.status == http.StatusTooManyRequests, fmt.Sprint(r, err)
-	})
-	c.waitCaughtUp(n)
+// disturbances are what happened to a cluster while a history was recorded.
+type disturbances struct {
+	faults []fault
+	exits  []pluginExit
 }
 
-// waitServing waits until every node answers and the plugin serves a read
-// through the active node.
-func (c *cluster) waitServing() {
-	c.t.Helper()
-	a := c.active()
-	waitFor(c.t, 30*time.Second, "the plugin serves through "+a.id, func() (bool, string) {
-		r, err := send(a.addr(), c.token, "GET", probePath, nil)
-		return err == nil && (r.status == http.StatusOK || r.status == http.StatusNotFound && !strings.Contains(r.raw, "route")), fmt.Sprint(r, err)
-	})
-	for _, n := range c.nodes {
-		if _, err := sendWith(healthHTTP, n.addr(), "", "GET", "sys/health", nil); err != nil {
-			c.t.Fatalf("%s does not answer: %v", n.id, err)
+// windows are the stretches in which requests may fail.
+func (d disturbances) windows() []window {
+	var w []window
+	for _, f := range d.faults {
+		w = append(w, f.window())
+	}
+	return w
+}
+
+// resentByVault tells whether Vault may have sent write o to the plugin
+// twice: a request in flight when the plugin process serving it exits is
+// sent once more, to a new process. o was in flight from its call until it
+// could last take effect; an exit happened between when the process was
+// last seen and when it was seen gone.
+func (d disturbances) resentByVault(o op) bool {
+	if o.in.Kind != opWrite && o.in.Kind != opCAS {
+		return false
+	}
+	for _, e := range d.exits {
+		if o.call <= e.gone && openUntil(o, o.ret+pendingFor) >= e.alive {
+			return true
+		}
+	}
+	return false
+}
+
+// answeredAfterPause tells whether o is a read answered by a node that had
+// been paused, within staleWindow of its SIGCONT.
+func (d disturbances) answeredAfterPause(o op) bool {
+	if o.in.Kind != opRead {
+		return false
+	}
+	for _, f := range d.faults {
+		if f.kind == faultPause && o.node == f.node && o.ret >= f.resumed && o.call <= f.resumed+staleWindow {
+			return true
+		}
+	}
+	return false
+}
+
+// pluginExit is a plugin process that ended while its Vault ran, last seen
+// alive at alive and seen gone at gone.
+type pluginExit struct {
+	node        *node
+	pid         int
+	alive, gone time.Duration
+}
+
+// watcher follows, while a history is recorded, the plugin processes of
+// every node, to time each exit, and the active node, to see elections.
+type watcher struct {
+	c    *cluster
+	now  func() time.Duration
+	stop chan struct{}
+	done sync.WaitGroup
+
+	mu        sync.Mutex
+	exits     []pluginExit
+	elections []time.Duration
+}
+
+// watchPluginsEvery is how often the watcher asks whether a known plugin
+// process still runs: it bounds how precisely an exit is timed.
+const watchPluginsEvery = 20 * time.Millisecond
+
+func startWatcher(c *cluster, now func() time.Duration) *watcher {
+	w := &watcher{c: c, now: now, stop: make(chan struct{})}
+	w.done.Add(2)
+	go w.watchPlugins()
+	go w.watchElections()
+	return w
+}
+
+// disturbances ends the watch and returns what it saw beside the faults
+// injected, each election that no fault explains as a fault of its own.
+func (w *watcher) disturbances(injected []fault) disturbances {
+	close(w.stop)
+	w.done.Wait()
+	d := disturbances{faults: append([]fault(nil), injected...), exits: w.exits}
+	for _, at := range w.elections {
+		explained := false
+		for _, f := range injected {
+			explained = explained || at >= f.start && at <= f.end
+		}
+		if !explained {
+			d.faults = append(d.faults, fault{kind: faultElection, node: &node{id: "?"},
+				start: at - electionSpan, end: at + electionSpan, detail: fmt.Sprintf("seen at %v", at.Round(time.Millisecond))})
+		}
+	}
+	return d
+}
+
+type watched struct {
+	node   *node
+	parent int
+	alive  time.Duration
+}
+
+func (w *watcher) watchPlugins() {
+	defer w.done.Done()
+	known := map[int]*watched{}
+	var lastList time.Time
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-time.After(watchPluginsEvery):
+		}
+		if time.Since(lastList) > 250*time.Millisecond {
+			lastList = time.Now()
+			w.discover(known)
+		}
+		for pid, p := range known {
+			if syscall.Kill(pid, 0) == nil {
+				p.alive = w.now()
+				continue
+			}
+			delete(known, pid)
+			// A plugin that outlived its killed Vault has no Vault to resend to.
+			if syscall.Kill(p.parent, 0) == nil {
+				w.mu.Lock()
+				w.exits = append(w.exits, pluginExit{node: p.node, pid: pid, alive: p.alive, gone: w.now()})
+				w.mu.Unlock()
+			}
 		}
 	}
 }
 
-// longestOutage is the longest time within f with no operation of history
-// answered by the plugin.
-func longestOutage(history []op, f fault) time.Duration {
-	var answered []time.Duration
-	for _, o := range history {
-		if o.out.Outcome != outAmbiguous && o.out.Outcome != outRefused && o.out.Outcome != outUnexpected &&
-			o.ret >= f.start && o.ret <= f.end {
-			answered = append(answered, o.ret)
+// discover adds the plugin processes started since the last look.
+func (w *watcher) discover(known map[int]*watched) {
+	for _, p := range processes() {
+		for _, n := range w.c.nodes {
+			if _, ok := known[p.pid]; !ok && len(p.args) > len(n.pluginDir) && p.args[:len(n.pluginDir)+1] == n.pluginDir+"/" {
+				known[p.pid] = &watched{node: n, parent: p.parent, alive: w.now()}
+			}
 		}
 	}
-	sort.Slice(answered, func(i, j int) bool { return answered[i] < answered[j] })
-	longest, last := time.Duration(0), f.start
-	for _, at := range append(answered, f.end) {
-		longest = max(longest, at-last)
-		last = at
+}
+
+// watchElections asks every node, four times a second, when the active
+// node it knows became active; a time not seen before is an election.
+func (w *watcher) watchElections() {
+	defer w.done.Done()
+	seen := map[string]bool{}
+	client := &http.Client{Timeout: 500 * time.Millisecond}
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-time.After(250 * time.Millisecond):
+		}
+		for _, n := range w.c.nodes {
+			r, err := sendWith(client, n.addr(), "", "GET", "sys/leader", nil)
+			since, _ := r.body["active_time"].(string)
+			if err != nil || since == "" || since == "0001-01-01T00:00:00Z" || seen[since] {
+				continue
+			}
+			isNew := len(seen) > 0
+			seen[since] = true
+			if isNew {
+				w.mu.Lock()
+				w.elections = append(w.elections, w.now())
+				w.mu.Unlock()
+			}
+		}
 	}
-	return longest
 }

@@ -2,69 +2,113 @@ package e2e
 
 import (
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/anishathalye/porcupine"
 )
 
-// The model must accept exactly the documented behaviour: these histories,
-// small enough to read, each say what it allows or refuses.
-func TestModel_AcceptsTheAPIAndRefusesWhatItForbids(t *testing.T) {
-	p := mount + "/secrets/x"
-	n := &node{id: "node1"}
-	ms := func(i int) time.Duration { return time.Duration(i) * time.Millisecond }
-	at := func(from, to int, in opInput, out opOutput) op {
-		in.Path = p
-		return op{node: n, in: in, out: out, call: ms(from), ret: ms(to)}
-	}
-	write := func(token string) opInput { return opInput{Kind: opWrite, Token: token} }
-	cas := func(v int64, token string) opInput { return opInput{Kind: opCAS, CAS: v, Token: token} }
-	read := opInput{Kind: opRead}
-	ok := func(v int64, token string) opOutput { return opOutput{Outcome: outOK, Version: v, Token: token} }
-	restart := fault{kind: faultKillPlugin, node: n, start: ms(0), end: ms(100)}
+// The checks must accept exactly the documented behaviour: these histories,
+// small enough to read, each say what the checks allow or refuse. They run
+// without Vault.
 
+func ms(i int) time.Duration { return time.Duration(i) * time.Millisecond }
+
+const modelPath = mount + "/secrets/x"
+
+var modelNode = &node{id: "node1"}
+
+func at(from, to int, in opInput, out opOutput) op {
+	in.Path = modelPath
+	return op{node: modelNode, in: in, out: out, call: ms(from), ret: ms(to)}
+}
+
+func write(token string) opInput { return opInput{Kind: opWrite, Token: token} }
+func create(token string) opInput {
+	return opInput{Kind: opWrite, Token: token, As: asCreateOnly}
+}
+func update(token string) opInput {
+	return opInput{Kind: opWrite, Token: token, As: asUpdateOnly}
+}
+func cas(v int64, token string) opInput { return opInput{Kind: opCAS, CAS: v, Token: token} }
+func ok(v int64, token string) opOutput { return opOutput{Outcome: outOK, Version: v, Token: token} }
+func answer(o outcome) opOutput         { return opOutput{Outcome: o} }
+
+var (
+	read = opInput{Kind: opRead}
+	del  = opInput{Kind: opDelete}
+)
+
+func TestModel_AcceptsTheAPIAndRefusesWhatItForbids(t *testing.T) {
+	// A plugin process exited between 0 and 100 ms: Vault may have sent the
+	// writes in flight then once more.
+	exited := disturbances{exits: []pluginExit{{node: modelNode, alive: ms(0), gone: ms(100)}}}
 	for _, tc := range []struct {
 		name    string
 		history []op
-		faults  []fault
+		d       disturbances
 		want    porcupine.CheckResult
 	}{
 		{"writes, a cas, a read", []op{
-			at(0, 1, write("a"), ok(1, "")), at(2, 3, cas(1, "b"), ok(2, "")), at(4, 5, read, ok(2, "b"))}, nil, porcupine.Ok},
+			at(0, 1, write("a"), ok(1, "")), at(2, 3, cas(1, "b"), ok(2, "")), at(4, 5, read, ok(2, "b"))}, disturbances{}, porcupine.Ok},
 		{"a read of an older version after a newer one was acknowledged", []op{
-			at(0, 1, write("a"), ok(1, "")), at(2, 3, write("b"), ok(2, "")), at(4, 5, read, ok(1, "a"))}, nil, porcupine.Illegal},
+			at(0, 1, write("a"), ok(1, "")), at(2, 3, write("b"), ok(2, "")), at(4, 5, read, ok(1, "a"))}, disturbances{}, porcupine.Illegal},
 		{"two cas writers of one version both win", []op{
-			at(0, 1, write("a"), ok(1, "")), at(2, 5, cas(1, "b"), ok(2, "")), at(2, 5, cas(1, "c"), ok(2, ""))}, nil, porcupine.Illegal},
+			at(0, 1, write("a"), ok(1, "")), at(2, 5, cas(1, "b"), ok(2, "")), at(2, 5, cas(1, "c"), ok(2, ""))}, disturbances{}, porcupine.Illegal},
 		{"concurrent writes take consecutive versions", []op{
-			at(0, 5, write("a"), ok(1, "")), at(0, 5, write("b"), ok(2, "")), at(6, 7, read, ok(2, "b"))}, nil, porcupine.Ok},
+			at(0, 5, write("a"), ok(1, "")), at(0, 5, write("b"), ok(2, "")), at(6, 7, read, ok(2, "b"))}, disturbances{}, porcupine.Ok},
 		{"a lost update: two writes make the same version", []op{
-			at(0, 1, write("a"), ok(1, "")), at(2, 5, write("b"), ok(2, "")), at(2, 5, write("c"), ok(2, ""))}, nil, porcupine.Illegal},
+			at(0, 1, write("a"), ok(1, "")), at(2, 5, write("b"), ok(2, "")), at(2, 5, write("c"), ok(2, ""))}, disturbances{}, porcupine.Illegal},
+		{"a write that skips a version", []op{
+			at(0, 1, write("a"), ok(1, "")), at(2, 3, write("b"), ok(3, ""))}, disturbances{}, porcupine.Illegal},
 		{"a cas mismatch names the true version", []op{
-			at(0, 1, write("a"), ok(1, "")), at(2, 3, cas(0, "b"), opOutput{Outcome: outMismatch, Version: 1})}, nil, porcupine.Ok},
+			at(0, 1, write("a"), ok(1, "")), at(2, 3, cas(0, "b"), opOutput{Outcome: outMismatch, Version: 1})}, disturbances{}, porcupine.Ok},
 		{"a cas mismatch names a wrong version", []op{
-			at(0, 1, write("a"), ok(1, "")), at(2, 3, cas(3, "b"), opOutput{Outcome: outMismatch, Version: 2})}, nil, porcupine.Illegal},
+			at(0, 1, write("a"), ok(1, "")), at(2, 3, cas(3, "b"), opOutput{Outcome: outMismatch, Version: 2})}, disturbances{}, porcupine.Illegal},
 		{"a 404 of a secret that exists", []op{
-			at(0, 1, write("a"), ok(1, "")), at(2, 3, read, opOutput{Outcome: outAbsent})}, nil, porcupine.Illegal},
+			at(0, 1, write("a"), ok(1, "")), at(2, 3, read, answer(outAbsent))}, disturbances{}, porcupine.Illegal},
+		{"a delete acknowledged but not done", []op{
+			at(0, 1, write("a"), ok(1, "")), at(2, 3, del, ok(0, "")), at(4, 5, read, ok(1, "a"))}, disturbances{}, porcupine.Illegal},
 		{"deleted, then created again at version 1", []op{
-			at(0, 1, write("a"), ok(1, "")), at(2, 3, opInput{Kind: opDelete}, ok(0, "")),
-			at(4, 5, read, opOutput{Outcome: outAbsent}), at(6, 7, cas(0, "b"), ok(1, ""))}, nil, porcupine.Ok},
+			at(0, 1, write("a"), ok(1, "")), at(2, 3, del, ok(0, "")),
+			at(4, 5, read, answer(outAbsent)), at(6, 7, cas(0, "b"), ok(1, ""))}, disturbances{}, porcupine.Ok},
 		{"created meanwhile, when nothing else wrote", []op{
-			at(0, 1, write("a"), opOutput{Outcome: outCreatedMeanwhile})}, nil, porcupine.Illegal},
+			at(0, 1, write("a"), answer(outCreatedMeanwhile))}, disturbances{}, porcupine.Illegal},
 		{"an ambiguous write that landed", []op{
-			at(0, 1, write("a"), opOutput{Outcome: outAmbiguous}), at(2, 3, read, ok(1, "a"))}, nil, porcupine.Ok},
+			at(0, 1, write("a"), answer(outAmbiguous)), at(2, 3, read, ok(1, "a"))}, disturbances{}, porcupine.Ok},
 		{"an ambiguous write that did not", []op{
-			at(0, 1, write("a"), opOutput{Outcome: outAmbiguous}), at(2, 3, read, opOutput{Outcome: outAbsent})}, nil, porcupine.Ok},
-		{"a write applied twice, without a plugin restart", []op{
-			at(0, 1, write("a"), ok(1, "")), at(2, 3, write("b"), ok(3, ""))}, nil, porcupine.Illegal},
-		{"a write applied twice while the plugin restarted", []op{
-			at(0, 1, write("a"), ok(1, "")), at(2, 3, write("b"), ok(3, "")), at(4, 5, read, ok(3, "b"))}, []fault{restart}, porcupine.Ok},
+			at(0, 1, write("a"), answer(outAmbiguous)), at(2, 3, read, answer(outAbsent))}, disturbances{}, porcupine.Ok},
+		{"a write applied twice while a plugin process exited", []op{
+			at(0, 1, write("a"), ok(1, "")), at(2, 3, write("b"), ok(3, "")), at(4, 5, read, ok(3, "b"))}, exited, porcupine.Ok},
+		{"a write applied twice, sent after the exit was seen", []op{
+			at(0, 1, write("a"), ok(1, "")), at(200, 201, write("b"), ok(3, ""))}, exited, porcupine.Illegal},
 		{"a cas stored, then refused when sent again", []op{
 			at(0, 1, write("a"), ok(1, "")), at(2, 3, cas(1, "b"), opOutput{Outcome: outMismatch, Version: 2}),
-			at(4, 5, read, ok(2, "b"))}, []fault{restart}, porcupine.Ok},
+			at(4, 5, read, ok(2, "b"))}, exited, porcupine.Ok},
+		// Create-only and update-only tokens: Vault's existence check decided.
+		{"a create of an absent secret", []op{
+			at(0, 1, create("a"), ok(1, "")), at(2, 3, create("b"), answer(outDenied))}, disturbances{}, porcupine.Ok},
+		{"a create that overwrites", []op{
+			at(0, 1, write("a"), ok(1, "")), at(2, 5, create("b"), ok(2, ""))}, disturbances{}, porcupine.Illegal},
+		{"a create refused as created meanwhile", []op{
+			at(0, 5, write("a"), ok(1, "")), at(0, 5, create("b"), answer(outCreatedMeanwhile))}, disturbances{}, porcupine.Ok},
+		{"a create denied while the secret is absent", []op{
+			at(0, 1, create("a"), answer(outDenied))}, disturbances{}, porcupine.Illegal},
+		{"an update of an existing secret", []op{
+			at(0, 1, write("a"), ok(1, "")), at(2, 3, update("b"), ok(2, "")), at(4, 5, del, ok(0, "")),
+			at(6, 7, update("c"), answer(outDenied))}, disturbances{}, porcupine.Ok},
+		{"an update that creates", []op{
+			at(0, 1, update("a"), ok(1, ""))}, disturbances{}, porcupine.Illegal},
+		{"an update refused as deleted meanwhile", []op{
+			at(0, 1, write("a"), ok(1, "")), at(2, 5, del, ok(0, "")), at(2, 5, update("b"), answer(outDeletedMeanwhile))}, disturbances{}, porcupine.Ok},
+		{"an update denied while the secret exists", []op{
+			at(0, 1, write("a"), ok(1, "")), at(2, 3, update("b"), answer(outDenied))}, disturbances{}, porcupine.Illegal},
+		{"an update said created meanwhile", []op{
+			at(0, 1, write("a"), ok(1, "")), at(2, 3, update("b"), answer(outCreatedMeanwhile))}, disturbances{}, porcupine.Illegal},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res := checkHistory(tc.history, tc.faults, ms(1000), t.TempDir(), "model")
+			res := checkHistory(tc.history, tc.d, ms(1000), t.TempDir(), "model")
 			if res.result != tc.want {
 				t.Fatalf("%s, want %s", res.result, tc.want)
 			}
@@ -72,29 +116,66 @@ func TestModel_AcceptsTheAPIAndRefusesWhatItForbids(t *testing.T) {
 	}
 }
 
+// A refused history is reported with the operations that break it.
+func TestModel_ViolationNamesTheOperations(t *testing.T) {
+	res := checkHistory([]op{at(0, 1, write("a"), ok(1, "")), at(2, 3, del, ok(0, "")), at(4, 5, read, ok(1, "a"))},
+		disturbances{}, ms(1000), t.TempDir(), "named")
+	if len(res.violations) != 1 {
+		t.Fatalf("%d violations, want 1", len(res.violations))
+	}
+	v := res.violations[0]
+	if v.path != modelPath || !strings.Contains(strings.Join(v.next, " "), "read -> ok v1") {
+		t.Fatalf("the violation does not name the read: %+v", v)
+	}
+	if _, err := os.ReadFile(v.visualised); err != nil {
+		t.Fatalf("no visualisation of the violation: %v", err)
+	}
+}
+
 // A read a resumed node answered from its stale state is set aside and
-// named; any other violation is not.
-func TestModel_SetsAsideOnlyStaleReadsOfAResumedNode(t *testing.T) {
-	p := mount + "/secrets/x"
+// counted; a read of what was never written there is not admitted.
+func TestModel_HoldsReadsOfAResumedNodeToTheWeakerRule(t *testing.T) {
 	paused, other := &node{id: "node1"}, &node{id: "node2"}
-	ms := func(i int) time.Duration { return time.Duration(i) * time.Millisecond }
-	pause := fault{kind: faultPause, node: paused, start: ms(10), resumed: ms(20), end: ms(40)}
-	history := func(reader *node) []op {
-		return []op{
-			{node: other, in: opInput{Path: p, Kind: opWrite, Token: "a"}, out: opOutput{Outcome: outOK, Version: 1}, call: ms(0), ret: ms(1)},
-			{node: other, in: opInput{Path: p, Kind: opWrite, Token: "b"}, out: opOutput{Outcome: outOK, Version: 2}, call: ms(12), ret: ms(13)},
-			{node: reader, in: opInput{Path: p, Kind: opRead}, out: opOutput{Outcome: outOK, Version: 1, Token: "a"}, call: ms(15), ret: ms(21)},
+	d := disturbances{faults: []fault{{kind: faultPause, node: paused, start: ms(10), resumed: ms(20), end: ms(40)}}}
+	history := func(reader *node, got opOutput) []op {
+		h := []op{at(0, 1, write("a"), ok(1, "")), at(12, 13, write("b"), ok(2, "")), at(15, 21, read, got)}
+		h[2].node = reader
+		return h
+	}
+	res := checkHistory(history(paused, ok(1, "a")), d, ms(100), t.TempDir(), "stale")
+	if res.result != porcupine.Ok || len(res.setAside) != 1 || len(res.stale) != 1 || len(res.impossible) != 0 {
+		t.Fatalf("a stale read of the resumed node: %s, %d set aside, %d stale, %d impossible",
+			res.result, len(res.setAside), len(res.stale), len(res.impossible))
+	}
+	for _, got := range []opOutput{ok(2, "a"), ok(1, "zzz"), ok(3, "b")} {
+		if res := checkHistory(history(paused, got), d, ms(100), t.TempDir(), "stale"); len(res.impossible) != 1 {
+			t.Errorf("a resumed node reads %+v: admitted", got)
 		}
 	}
-	res := checkHistory(history(paused), []fault{pause}, ms(100), t.TempDir(), "stale")
-	if res.result != porcupine.Ok || len(res.setAside) != 1 || len(res.stale) != 1 {
-		t.Fatalf("a stale read of the resumed node: %s, %d set aside, %d stale", res.result, len(res.setAside), len(res.stale))
-	}
-	res = checkHistory(history(other), []fault{pause}, ms(100), t.TempDir(), "stale")
+	res = checkHistory(history(other, ok(1, "a")), d, ms(100), t.TempDir(), "stale")
 	if res.result != porcupine.Illegal || len(res.setAside) != 0 {
 		t.Fatalf("the same read from another node: %s, %d set aside", res.result, len(res.setAside))
 	}
-	if _, err := os.ReadFile(res.visualised); err != nil {
-		t.Fatalf("no visualisation of the violation: %v", err)
+}
+
+// Progress: a failure outside every window is named; quiet periods are the
+// stretches between windows, each with what every client got.
+func TestProgress_NamesFailuresOutsideTheWindowsAndRatesQuietPeriods(t *testing.T) {
+	windows := []window{{from: ms(2000), to: ms(3000)}}
+	history := []op{
+		at(100, 110, write("a"), ok(1, "")),
+		at(1500, 1510, write("b"), answer(outAmbiguous)), // no fault around: a failure
+		at(2500, 2600, write("c"), answer(outAmbiguous)), // in the window
+		at(3500, 3510, write("d"), ok(2, "")),
+	}
+	p := checkProgress(history, windows, 0, ms(5000))
+	if len(p.failures) != 1 || p.failures[0].in.Token != "b" {
+		t.Fatalf("failures %v, want the write of b alone", p.failures)
+	}
+	if len(p.quiet) != 2 || p.quiet[0].acked != 1 || p.quiet[1].acked != 1 || p.baseline != 0.5 {
+		t.Fatalf("quiet periods %+v, baseline %v", p.quiet, p.baseline)
+	}
+	if got := longestOutage(history, window{from: ms(2000), to: ms(4000)}); got != ms(1510) {
+		t.Fatalf("longest outage %v, want 1.51s", got)
 	}
 }
