@@ -82,6 +82,9 @@ func TestChaos_HistoryIsLinearizableUnderFaults(t *testing.T) {
 	res := checkHistory(history, d, rec.now(), failureDir, fmt.Sprintf("chaos-%d", seed))
 	reportCheck(t, seed, res)
 	mustRecoverWithin(t, history, d.faults, maxOutage)
+	if t.Failed() {
+		t.Logf("the history: %s", saveHistory(t, history))
+	}
 }
 
 // chaosSettings reads CHAOS_SEED (default: the clock) and CHAOS_DURATION

@@ -28,6 +28,13 @@ const staleWindow = 3 * time.Second
 // within it makes the check fail as timed out.
 const checkBudget = 4 * time.Minute
 
+// decideWithin bounds the check of one secret's history, so that one
+// costly history cannot keep the others from being checked.
+const decideWithin = 30 * time.Second
+
+// maxViolations ends the check once this many secrets' histories are refused.
+const maxViolations = 3
+
 // timedOutMarker is what a report says when porcupine gave up: `make mutants`
 // does not count such a failure as a bug caught.
 const timedOutMarker = "the history check timed out"
@@ -98,31 +105,35 @@ func checkHistory(history []op, d disturbances, end time.Duration, dir, name str
 	res.operations = len(rest)
 	began := time.Now()
 	res.result = porcupine.Ok
+	model := secretModel.ToModel()
 	for _, part := range byPath(rest) {
-		budget := checkBudget - time.Since(began)
-		model := secretModel.ToModel()
+		if len(res.violations) == maxViolations {
+			break
+		}
 		ops := operations(part, end)
+		budget := min(decideWithin, checkBudget-time.Since(began))
 		result, info := porcupine.CheckOperationsVerbose(model, ops, max(budget, time.Second))
 		switch result {
 		case porcupine.Illegal:
 			res.result = porcupine.Illegal
 			v := explain(ops, info)
-			if len(res.violations) < 3 {
-				v.visualised = visualise(model, info, d.faults, dir, fmt.Sprintf("%s-%d", name, len(res.violations)))
-			}
+			v.visualised = visualise(model, info, d.faults, dir, fmt.Sprintf("%s-%d", name, len(res.violations)))
 			res.violations = append(res.violations, v)
 		case porcupine.Unknown:
-			if res.result == porcupine.Ok {
-				res.result = porcupine.Unknown
-			}
 			res.undecided = append(res.undecided, part[0].in.Path)
 		}
+	}
+	if res.result == porcupine.Ok && len(res.undecided) > 0 {
+		res.result = porcupine.Unknown
 	}
 	res.checkerTook = time.Since(began)
 	return res
 }
 
-// byPath splits a history into one history per secret, in order of path.
+// byPath splits a history into one history per secret, those with the
+// fewest operations without a definite answer first: each such operation
+// may take effect anywhere after its call, so they make a history costly to
+// refuse, and a violation in a quiet stretch is found in milliseconds.
 func byPath(history []op) [][]op {
 	parts := map[string][]op{}
 	for _, o := range history {
@@ -132,7 +143,16 @@ func byPath(history []op) [][]op {
 	for p := range parts {
 		paths = append(paths, p)
 	}
-	sort.Strings(paths)
+	open := func(p string) (n int) {
+		for _, o := range parts[p] {
+			n += boolInt(!o.out.Outcome.definite())
+		}
+		return n
+	}
+	sort.Slice(paths, func(i, j int) bool {
+		oi, oj := open(paths[i]), open(paths[j])
+		return oi < oj || oi == oj && paths[i] < paths[j]
+	})
 	result := make([][]op, len(paths))
 	for i, p := range paths {
 		result[i] = parts[p]
@@ -250,6 +270,13 @@ func impossibleStaleRead(o op, history []op) bool {
 		}
 	}
 	return o.out.Version < 1 || o.out.Version > acknowledged+unanswered
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // progress is what the progress check found.

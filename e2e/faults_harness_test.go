@@ -37,6 +37,10 @@ const pauseFor = 5500 * time.Millisecond
 // (the new active node sets up its mounts).
 const electionSpan = 5 * time.Second
 
+// seenLate bounds how long after an election the watcher may see it: it
+// asks every 250 ms, each node with a 500 ms deadline.
+const seenLate = 2 * time.Second
+
 // probePath is read to tell that the plugin serves; it is outside every
 // checked history.
 var probePath = mount + "/secrets/probe"
@@ -66,12 +70,12 @@ func (c *cluster) inject(kind string, rng *rand.Rand, now func() time.Duration) 
 	case faultKillActive:
 		f.start = now() - time.Since(f.node.kill(c.t))
 		next := c.waitOtherActive(f.node)
-		f.detail = fmt.Sprintf("%s active; %d orphaned plugin process(es) killed", next.id, f.node.killPlugins(c.t))
+		f.detail = fmt.Sprintf("%s active; %d orphaned plugin process(es) killed", next.id, f.node.mustKillPluginProcesses(c.t))
 		c.restart(f.node)
 	case faultPause:
 		c.pause(&f, now)
 	case faultStepDown:
-		c.must(f.node, http.StatusNoContent, "PUT", "sys/step-down", nil)
+		must(c.t, f.node, http.StatusNoContent, "PUT", "sys/step-down", nil)
 		f.detail = c.waitOtherActive(f.node).id + " active"
 	case faultKillPlugin:
 		pids := processesUnder(f.node.pluginDir)
@@ -208,7 +212,7 @@ func (w *watcher) disturbances(injected []fault) disturbances {
 	for _, at := range w.elections {
 		explained := false
 		for _, f := range injected {
-			explained = explained || at >= f.start && at <= f.end
+			explained = explained || at >= f.start && at <= f.end+seenLate
 		}
 		if !explained {
 			d.faults = append(d.faults, fault{kind: faultElection, node: &node{id: "?"},

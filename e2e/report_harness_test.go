@@ -32,6 +32,20 @@ func visualise(model porcupine.Model, info porcupine.LinearizationInfo, faults [
 	return file
 }
 
+// saveHistory writes every recorded operation, one a line, to a file named
+// after the test, and returns the file.
+func saveHistory(t testing.TB, history []op) string {
+	var all strings.Builder
+	for _, o := range history {
+		all.WriteString(o.String() + "\n")
+	}
+	file := filepath.Join(failureDir, strings.ReplaceAll(t.Name(), "/", "-")+"-history.txt")
+	if err := os.MkdirAll(failureDir, 0o755); err != nil || os.WriteFile(file, []byte(all.String()), 0o644) != nil {
+		return "(could not be written)"
+	}
+	return file
+}
+
 // saveLogs writes the whole log of each Vault node n ran to a file named
 // after the test.
 func saveLogs(t testing.TB, n *node) {
