@@ -28,7 +28,12 @@ CHAOS_SEED     ?=
 CHAOS_DURATION ?= 10m
 CHAOS_TIMEOUT  ?= 60m
 
-.PHONY: chaos build sha256 test unit e2e dev cluster verify-node register enable release bench fmt vet clean help
+# make mutants: MUTANT_RUNS runs of each suite against each planted bug;
+# MUTANTS=name,name plants only those (e2e/mutants/main.go holds the table).
+MUTANT_RUNS ?= 1
+MUTANTS     ?=
+
+.PHONY: chaos mutants build sha256 test unit e2e dev cluster verify-node register enable release bench fmt vet clean help
 
 build: ## build the plugin into bin/ with its SHA-256 beside it
 	$(GOBUILD) -o $(BIN) .
@@ -49,6 +54,9 @@ e2e: ## tests against a real Vault server (built once into a cache if needed)
 chaos: ## TestChaos for CHAOS_DURATION (default 10m): faults, a recorded history, a linearizability check
 	cd e2e && vault=$$(./vault.sh) && VAULT_BINARY=$$vault CHAOS_SEED=$(CHAOS_SEED) CHAOS_DURATION=$(CHAOS_DURATION) \
 		go test -count=1 -timeout $(CHAOS_TIMEOUT) -run '^TestChaos' -v ./...
+
+mutants: ## plant known bugs in copies of the engine; fails unless the unit and chaos tests catch each
+	cd e2e && vault=$$(./vault.sh) && VAULT_BINARY=$$vault go run ./mutants -runs $(MUTANT_RUNS) -only "$(MUTANTS)"
 
 dev: build ## run a dev Vault on 127.0.0.1:8200 with the plugin enabled at ref/
 	PLUGIN=$(PLUGIN) MOUNT=$(MOUNT) e2e/dev.sh $(BIN) $(VERSION)

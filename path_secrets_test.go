@@ -230,6 +230,20 @@ func TestSecretDelete_RemovesEverything(t *testing.T) {
 	}
 }
 
+// Every acknowledged delete is done: a bug that skips one now and then shows
+// within a few hundred.
+func TestSecretDelete_EveryAcknowledgedDeleteIsDone(t *testing.T) {
+	e := newTestEnv(t)
+	for i := 0; i < 300; i++ {
+		e.mustStatus(e.write("secrets/app", kv("k", "v")), http.StatusOK)
+		e.mustStatus(e.delete("secrets/app"), http.StatusNoContent)
+		if e.storedSecret("app") != nil {
+			t.Fatalf("delete %d acknowledged, the secret still stored", i+1)
+		}
+		e.mustStatus(e.read("secrets/app"), http.StatusNotFound)
+	}
+}
+
 func TestSecretRead_AbsentIs404(t *testing.T) {
 	e := newTestEnv(t)
 	e.mustStatus(e.read("secrets/nothing"), http.StatusNotFound)

@@ -16,24 +16,49 @@ import (
 // that reads a secret of the plugin, re-rendered on a short interval.
 func TestAgent_TemplateRendersAndFollowsWrites(t *testing.T) {
 	dev.enable(t, "agent", oldVersion)
-	dev.expect(t, http.StatusOK, "POST", "agent/secrets/app", secretBody("username", "app", "password", "first-password"))
+	must(t, dev, http.StatusOK, "POST", "agent/secrets/app", secretBody("username", "app", "password", "first-password"))
+	const interval = time.Second
+	agent := startAgent(t, agentToken(t), interval)
+	first := agent.waitRendered(t, "first-password", 30*time.Second)
+	t.Logf("agent started and rendered the secret in %s", first.Round(time.Millisecond))
 
-	// The agent's token may read this one secret and, with the default
-	// policy, look itself up, which auto-auth does.
-	dev.expect(t, http.StatusNoContent, "PUT", "sys/policies/acl/agent-app", map[string]interface{}{
+	must(t, dev, http.StatusOK, "POST", "agent/secrets/app", secretBody("username", "app", "password", "second-password"))
+	// A secret without a lease is read again every interval.
+	changed := agent.waitRendered(t, "second-password", 3*interval+2*time.Second)
+	t.Logf("the rendered file followed a new write in %s (static_secret_render_interval %s)", changed.Round(time.Millisecond), interval)
+}
+
+// agentToken makes the agent's token: it may read this one secret and, with
+// the default policy, look itself up, which auto-auth does.
+func agentToken(t *testing.T) string {
+	t.Helper()
+	must(t, dev, http.StatusNoContent, "PUT", "sys/policies/acl/agent-app", map[string]interface{}{
 		"policy": `path "agent/secrets/app" { capabilities = ["read"] }`,
 	})
-	t.Cleanup(func() { dev.call(t, dev.token, "DELETE", "sys/policies/acl/agent-app", nil) })
-	token := dev.expect(t, http.StatusOK, "POST", "auth/token/create", map[string]interface{}{
+	t.Cleanup(func() { send(dev.addr(), dev.token, "DELETE", "sys/policies/acl/agent-app", nil) })
+	return must(t, dev, http.StatusOK, "POST", "auth/token/create", map[string]interface{}{
 		"policies": []string{"agent-app"}, "ttl": "10m",
 	}).body["auth"].(map[string]interface{})["client_token"].(string)
+}
 
+// agent is a running Vault Agent and the file its template renders.
+type agent struct {
+	rendered string
+	log      *lockedBuffer
+	exited   chan struct{}
+}
+
+// startAgent starts Vault Agent with token in a token file and a template
+// of agent/secrets/app's password, rendered every interval; it is stopped
+// when the test ends.
+func startAgent(t *testing.T, token string, interval time.Duration) *agent {
+	t.Helper()
 	dir := t.TempDir()
-	tokenFile, rendered, config := filepath.Join(dir, "token"), filepath.Join(dir, "password.txt"), filepath.Join(dir, "agent.hcl")
+	tokenFile, config := filepath.Join(dir, "token"), filepath.Join(dir, "agent.hcl")
+	a := &agent{rendered: filepath.Join(dir, "password.txt"), log: &lockedBuffer{}, exited: make(chan struct{})}
 	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	const interval = time.Second
 	agentConfig := fmt.Sprintf(`
 vault {
   address = %q
@@ -52,44 +77,38 @@ template {
   contents    = "{{ with secret \"agent/secrets/app\" }}{{ .Data.data.password }}{{ end }}"
   destination = %q
 }
-`, dev.addr, tokenFile, interval, rendered)
+`, dev.addr(), tokenFile, interval, a.rendered)
 	if err := os.WriteFile(config, []byte(agentConfig), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
-	agent := exec.Command(vaultBinary, "agent", "-config="+config)
-	log := &lockedBuffer{}
-	agent.Stdout, agent.Stderr = log, log
-	agent.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := agent.Start(); err != nil {
+	cmd := exec.Command(vaultBinary, "agent", "-config="+config)
+	cmd.Stdout, cmd.Stderr = a.log, a.log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan struct{})
-	go func() { _ = agent.Wait(); close(exited) }()
+	go func() { _ = cmd.Wait(); close(a.exited) }()
 	t.Cleanup(func() {
-		_ = syscall.Kill(-agent.Process.Pid, syscall.SIGKILL)
-		<-exited
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-a.exited
 	})
+	return a
+}
 
-	waitForFile := func(want string, within time.Duration) time.Duration {
-		t.Helper()
-		start := time.Now()
-		waitFor(t, within, fmt.Sprintf("the rendered file to hold %q", want), func() (bool, string) {
-			select {
-			case <-exited:
-				t.Fatalf("vault agent exited:\n%s", log.String())
-			default:
-			}
-			got, _ := os.ReadFile(rendered)
-			return string(got) == want, fmt.Sprintf("%q; agent log:\n%s", got, log.String())
-		})
-		return time.Since(start)
-	}
-	first := waitForFile("first-password", 30*time.Second)
-	t.Logf("agent started and rendered the secret in %s", first.Round(time.Millisecond))
-
-	dev.expect(t, http.StatusOK, "POST", "agent/secrets/app", secretBody("username", "app", "password", "second-password"))
-	// A secret without a lease is read again every interval.
-	changed := waitForFile("second-password", 3*interval+2*time.Second)
-	t.Logf("the rendered file followed a new write in %s (static_secret_render_interval %s)", changed.Round(time.Millisecond), interval)
+// waitRendered waits until the rendered file holds want, and returns how
+// long that took; an agent that exits fails the test at once.
+func (a *agent) waitRendered(t *testing.T, want string, within time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	waitFor(t, within, fmt.Sprintf("the rendered file to hold %q", want), func() (bool, string) {
+		select {
+		case <-a.exited:
+			t.Fatalf("vault agent exited:\n%s", a.log.String())
+		default:
+		}
+		got, _ := os.ReadFile(a.rendered)
+		return string(got) == want, fmt.Sprintf("%q; agent log:\n%s", got, a.log.String())
+	})
+	return time.Since(start)
 }

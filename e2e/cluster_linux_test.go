@@ -6,7 +6,7 @@ import "syscall"
 
 // On Linux the test process becomes the subreaper of the processes it starts:
 // the plugin processes of a Vault killed with -9 are re-parented to it rather
-// than to PID 1, which in a container may never reap them, and killPlugins
+// than to PID 1, which in a container may never reap them, and killPluginProcesses
 // reaps them once killed. Elsewhere init adopts and reaps them.
 func init() {
 	becomeSubreaper = func() error {

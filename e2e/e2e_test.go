@@ -15,6 +15,10 @@ import (
 	"time"
 )
 
+// What the plugin shows through the dev server most tests share: the CLI an
+// operator types, the HTTP API a client calls, ACLs, concurrent writers, a
+// plugin process that crashes, and a binary that was tampered with.
+
 func TestOperator_RegisterEnableInfoWithTheCLI(t *testing.T) {
 	info := dev.mustCLI(t, "plugin", "info", "-version="+oldVersion, "secret", pluginName)
 	for _, want := range []string{oldVersion, pluginSHA[oldVersion]} {
@@ -24,8 +28,7 @@ func TestOperator_RegisterEnableInfoWithTheCLI(t *testing.T) {
 	}
 	dev.mustCLI(t, "secrets", "enable", "-path="+mount, pluginName)
 	t.Cleanup(func() { dev.cli("secrets", "disable", mount) })
-	mounted := dev.expect(t, http.StatusOK, "GET", "sys/mounts/"+mount, nil)
-	if got := mounted.data()["running_plugin_version"]; got != oldVersion {
+	if got := runningVersion(t, dev, mount); got != oldVersion {
 		t.Fatalf("running_plugin_version %v, want %s", got, oldVersion)
 	}
 
@@ -58,24 +61,44 @@ const (
 	dotRule = `name: must not have a segment that is exactly "."`
 )
 
+// TestAPI_ContractOverHTTP checks, in one mount, every answer of the API the
+// README documents, in the order a user meets them.
 func TestAPI_ContractOverHTTP(t *testing.T) {
 	dev.enable(t, "api", oldVersion)
 	auditLog := filepath.Join(t.TempDir(), "audit.log")
-	dev.expect(t, http.StatusNoContent, "PUT", "sys/audit/api-file", map[string]interface{}{"type": "file", "options": map[string]interface{}{"file_path": auditLog}})
-	t.Cleanup(func() { dev.call(t, dev.token, "DELETE", "sys/audit/api-file", nil) })
-	defer func() {
-		audit, err := os.ReadFile(auditLog)
-		if err != nil || len(audit) == 0 {
-			t.Fatalf("no audit log: %v", err)
-		}
-		if strings.Contains(string(audit), secretValue) || strings.Contains(dev.logText(), secretValue) {
-			t.Fatal("a secret value reached the server log or the audit log")
-		}
-	}()
-	dev.expect(t, http.StatusOK, "POST", "api/secrets/logged", secretBody("password", secretValue))
-	dev.expect(t, http.StatusOK, "GET", "api/secrets/logged", nil)
+	must(t, dev, http.StatusNoContent, "PUT", "sys/audit/api-file", map[string]interface{}{"type": "file", "options": map[string]interface{}{"file_path": auditLog}})
+	t.Cleanup(func() { send(dev.addr(), dev.token, "DELETE", "sys/audit/api-file", nil) })
+	defer expectSecretValueNotLogged(t, auditLog)
+	apiNeverEchoesTheSecret(t)
+	apiConfig(t)
+	apiWriteReadAndCAS(t)
+	apiRefusesBadWrites(t)
+	apiEnforcesCASRequired(t)
+	apiListsAndDeletes(t)
+	apiDocumentsItself(t)
+}
+
+// expectSecretValueNotLogged fails the test if secretValue reached the
+// server's log or the audit log, or if nothing was audited at all.
+func expectSecretValueNotLogged(t *testing.T, auditLog string) {
+	t.Helper()
+	audit, err := os.ReadFile(auditLog)
+	if err != nil || len(audit) == 0 {
+		t.Fatalf("no audit log: %v", err)
+	}
+	if strings.Contains(string(audit), secretValue) || strings.Contains(dev.logText(), secretValue) {
+		t.Fatal("a secret value reached the server log or the audit log")
+	}
+}
+
+// apiNeverEchoesTheSecret writes secretValue, well-formed and not: no error
+// quotes it, neither the API's nor the CLI's.
+func apiNeverEchoesTheSecret(t *testing.T) {
+	t.Helper()
+	must(t, dev, http.StatusOK, "POST", "api/secrets/logged", secretBody("password", secretValue))
+	must(t, dev, http.StatusOK, "GET", "api/secrets/logged", nil)
 	for _, malformed := range []interface{}{secretValue, []interface{}{secretValue}, map[string]interface{}{"password": []interface{}{secretValue}}} {
-		r := dev.expect(t, http.StatusBadRequest, "POST", "api/secrets/logged", map[string]interface{}{"data": malformed}, "data")
+		r := must(t, dev, http.StatusBadRequest, "POST", "api/secrets/logged", map[string]interface{}{"data": malformed}, "data")
 		if strings.Contains(r.raw, secretValue) {
 			t.Fatalf("an error quotes the secret: %s", r)
 		}
@@ -83,48 +106,65 @@ func TestAPI_ContractOverHTTP(t *testing.T) {
 	if out, err := dev.cli("write", "api/secrets/logged", "data="+secretValue); err == nil || strings.Contains(out, secretValue) {
 		t.Fatalf("vault write data=VALUE without a key: %v\n%s", err, out)
 	}
-	dev.expect(t, http.StatusNoContent, "DELETE", "api/secrets/logged", nil)
+	must(t, dev, http.StatusNoContent, "DELETE", "api/secrets/logged", nil)
+}
 
-	cfg := dev.expect(t, http.StatusOK, "GET", "api/config", nil).data()
+// apiConfig checks the config's defaults, that an update changes only the
+// fields it names, and that a bad value gets the plugin's own rule, however
+// it is typed.
+func apiConfig(t *testing.T) {
+	t.Helper()
+	cfg := must(t, dev, http.StatusOK, "GET", "api/config", nil).data()
 	if cfg["max_secret_bytes"] != float64(524288) || cfg["cas_required"] != false {
 		t.Fatalf("default config %v", cfg)
 	}
-	dev.expect(t, http.StatusNoContent, "POST", "api/config", map[string]interface{}{"max_secret_bytes": 64})
-	dev.expect(t, http.StatusNoContent, "PUT", "api/config", map[string]interface{}{"cas_required": "false"})
-	cfg = dev.expect(t, http.StatusOK, "GET", "api/config", nil).data()
+	must(t, dev, http.StatusNoContent, "POST", "api/config", map[string]interface{}{"max_secret_bytes": 64})
+	must(t, dev, http.StatusNoContent, "PUT", "api/config", map[string]interface{}{"cas_required": "false"})
+	cfg = must(t, dev, http.StatusOK, "GET", "api/config", nil).data()
 	if cfg["max_secret_bytes"] != float64(64) {
 		t.Fatalf("partial update lost max_secret_bytes: %v", cfg)
 	}
 	// The plugin's own words, whatever form the value takes.
 	const maxBytesRule = "max_secret_bytes: must be a whole number from 1 to 1048576"
 	for _, bad := range []interface{}{1.5, "1.5", true, "x", 0, 1048577} {
-		dev.expect(t, http.StatusBadRequest, "POST", "api/config", map[string]interface{}{"max_secret_bytes": bad}, maxBytesRule)
+		must(t, dev, http.StatusBadRequest, "POST", "api/config", map[string]interface{}{"max_secret_bytes": bad}, maxBytesRule)
 	}
 	for _, bad := range []interface{}{1, "1", "yes"} {
-		dev.expect(t, http.StatusBadRequest, "POST", "api/config", map[string]interface{}{"cas_required": bad}, "cas_required: must be true or false")
+		must(t, dev, http.StatusBadRequest, "POST", "api/config", map[string]interface{}{"cas_required": bad}, "cas_required: must be true or false")
 	}
 	if out, err := dev.cli("write", "api/config", "max_secret_bytes=1.5"); err == nil || !strings.Contains(out, maxBytesRule) || strings.Contains(out, "strconv") {
 		t.Fatalf("vault write api/config max_secret_bytes=1.5: %v\n%s", err, out)
 	}
+}
 
-	w := dev.expect(t, http.StatusOK, "POST", "api/secrets/team/app", secretBody("username", "app", "password", "s3cr3t"))
+// apiWriteReadAndCAS checks a write's answer, a read's, a cas write, and the
+// warning for a field the path does not have.
+func apiWriteReadAndCAS(t *testing.T) {
+	t.Helper()
+	w := must(t, dev, http.StatusOK, "POST", "api/secrets/team/app", secretBody("username", "app", "password", "s3cr3t"))
 	if w.data()["version"] != float64(1) || w.data()["created_time"] == nil || w.data()["data"] != nil {
 		t.Fatalf("write response %s", w)
 	}
-	r := dev.expect(t, http.StatusOK, "GET", "api/secrets/team/app", nil)
+	r := must(t, dev, http.StatusOK, "GET", "api/secrets/team/app", nil)
 	if r.body["lease_id"] != "" || r.body["lease_duration"] != float64(0) {
 		t.Fatalf("a read carries a lease: %s", r)
 	}
 	if got := r.data()["data"]; !reflect.DeepEqual(got, map[string]interface{}{"username": "app", "password": "s3cr3t"}) {
 		t.Fatalf("read %s", r)
 	}
-	dev.expect(t, http.StatusOK, "PUT", "api/secrets/team/app", map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": 1})
-	dev.expect(t, http.StatusBadRequest, "PUT", "api/secrets/team/app", map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": 1}, "current version is 2")
-	warned := dev.expect(t, http.StatusOK, "POST", "api/secrets/x", map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "colour": "blue"})
+	must(t, dev, http.StatusOK, "PUT", "api/secrets/team/app", map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": 1})
+	must(t, dev, http.StatusBadRequest, "PUT", "api/secrets/team/app", map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": 1}, "current version is 2")
+	warned := must(t, dev, http.StatusOK, "POST", "api/secrets/x", map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "colour": "blue"})
 	if !strings.Contains(fmt.Sprint(warned.body["warnings"]), "colour") {
 		t.Fatalf("no warning for an unknown field: %s", warned)
 	}
+}
 
+// apiRefusesBadWrites sends every kind of bad write and bad name and fails
+// the test unless each gets a 400 naming its rule, and nothing was written.
+// The config's max_secret_bytes is apiConfig's 64.
+func apiRefusesBadWrites(t *testing.T) {
+	t.Helper()
 	badWrites := []struct {
 		path, fragment string
 		body           interface{}
@@ -148,42 +188,57 @@ func TestAPI_ContractOverHTTP(t *testing.T) {
 		{"api/secrets/" + strings.Repeat("n", 513), "512 bytes", secretBody("k", "v")},
 	}
 	for _, tt := range badWrites {
-		dev.expect(t, http.StatusBadRequest, "POST", tt.path, tt.body, tt.fragment)
+		must(t, dev, http.StatusBadRequest, "POST", tt.path, tt.body, tt.fragment)
 	}
-	dev.expect(t, http.StatusNotFound, "GET", "api/secrets/y", nil)
+	must(t, dev, http.StatusNotFound, "GET", "api/secrets/y", nil)
 	// Vault cleans "." out of a plain URL, but not out of a percent-encoded one.
-	dev.expect(t, http.StatusBadRequest, "GET", "api/secrets/a/%2E/y", nil, dotRule)
-	dev.expect(t, http.StatusBadRequest, "DELETE", "api/secrets/a/%2E/y", nil, dotRule)
-	dev.expect(t, http.StatusBadRequest, "LIST", "api/secrets/a/%2E/", nil, "prefix: must not have a segment")
+	must(t, dev, http.StatusBadRequest, "GET", "api/secrets/a/%2E/y", nil, dotRule)
+	must(t, dev, http.StatusBadRequest, "DELETE", "api/secrets/a/%2E/y", nil, dotRule)
+	must(t, dev, http.StatusBadRequest, "LIST", "api/secrets/a/%2E/", nil, "prefix: must not have a segment")
+}
 
-	dev.expect(t, http.StatusNoContent, "POST", "api/config", map[string]interface{}{"cas_required": true})
-	dev.expect(t, http.StatusBadRequest, "POST", "api/secrets/y", secretBody("k", "v"), "cas: required")
-	dev.expect(t, http.StatusOK, "POST", "api/secrets/y", map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": 0})
-	dev.expect(t, http.StatusNoContent, "DELETE", "api/config", nil)
-	if cfg := dev.expect(t, http.StatusOK, "GET", "api/config", nil).data(); cfg["max_secret_bytes"] != float64(524288) || cfg["cas_required"] != false {
+// apiEnforcesCASRequired checks that cas_required refuses a write without
+// cas, and that deleting the config brings back the defaults.
+func apiEnforcesCASRequired(t *testing.T) {
+	t.Helper()
+	must(t, dev, http.StatusNoContent, "POST", "api/config", map[string]interface{}{"cas_required": true})
+	must(t, dev, http.StatusBadRequest, "POST", "api/secrets/y", secretBody("k", "v"), "cas: required")
+	must(t, dev, http.StatusOK, "POST", "api/secrets/y", map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": 0})
+	must(t, dev, http.StatusNoContent, "DELETE", "api/config", nil)
+	if cfg := must(t, dev, http.StatusOK, "GET", "api/config", nil).data(); cfg["max_secret_bytes"] != float64(524288) || cfg["cas_required"] != false {
 		t.Fatalf("config after delete %v", cfg)
 	}
+}
 
-	list := dev.expect(t, http.StatusOK, "LIST", "api/secrets", nil)
+// apiListsAndDeletes checks a list, both ways of asking for one, a delete
+// that is repeated, and that a name deleted starts again at version 1.
+func apiListsAndDeletes(t *testing.T) {
+	t.Helper()
+	list := must(t, dev, http.StatusOK, "LIST", "api/secrets", nil)
 	if got := list.data()["keys"]; !reflect.DeepEqual(got, []interface{}{"team/", "x", "y"}) {
 		t.Fatalf("list %s", list)
 	}
-	dev.expect(t, http.StatusOK, "GET", "api/secrets/team/?list=true", nil)
-	dev.expect(t, http.StatusNotFound, "LIST", "api/secrets/nothing/", nil)
-	dev.expect(t, http.StatusMethodNotAllowed, "GET", "api/secrets/team/", nil)
+	must(t, dev, http.StatusOK, "GET", "api/secrets/team/?list=true", nil)
+	must(t, dev, http.StatusNotFound, "LIST", "api/secrets/nothing/", nil)
+	must(t, dev, http.StatusMethodNotAllowed, "GET", "api/secrets/team/", nil)
 
-	dev.expect(t, http.StatusNoContent, "DELETE", "api/secrets/y", nil)
-	dev.expect(t, http.StatusNoContent, "DELETE", "api/secrets/y", nil)
-	dev.expect(t, http.StatusNotFound, "GET", "api/secrets/y", nil)
-	again := dev.expect(t, http.StatusOK, "POST", "api/secrets/y", map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": 0})
+	must(t, dev, http.StatusNoContent, "DELETE", "api/secrets/y", nil)
+	must(t, dev, http.StatusNoContent, "DELETE", "api/secrets/y", nil)
+	must(t, dev, http.StatusNotFound, "GET", "api/secrets/y", nil)
+	again := must(t, dev, http.StatusOK, "POST", "api/secrets/y", map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": 0})
 	if again.data()["version"] != float64(1) {
 		t.Fatalf("version after delete %s", again)
 	}
+}
 
+// apiDocumentsItself checks that path-help and Vault's OpenAPI document know
+// the plugin's paths.
+func apiDocumentsItself(t *testing.T) {
+	t.Helper()
 	if help := dev.mustCLI(t, "path-help", "api/config"); !strings.Contains(help, "max_secret_bytes") {
 		t.Fatalf("path-help config:\n%s", help)
 	}
-	openapi := dev.expect(t, http.StatusOK, "GET", "sys/internal/specs/openapi", nil)
+	openapi := must(t, dev, http.StatusOK, "GET", "sys/internal/specs/openapi", nil)
 	for _, p := range []string{`"/api/config"`, `"/api/secrets/{name}"`, `"/api/secrets/"`} {
 		if !strings.Contains(openapi.raw, p) {
 			t.Fatalf("Vault's OpenAPI document has no %s", p)
@@ -194,61 +249,27 @@ func TestAPI_ContractOverHTTP(t *testing.T) {
 func TestMultiplexing_OneProcessServesIsolatedMounts(t *testing.T) {
 	dev.enable(t, "mux-a", oldVersion)
 	dev.enable(t, "mux-b", oldVersion)
-	dev.expect(t, http.StatusOK, "POST", "mux-a/secrets/app", secretBody("mount", "a"))
-	dev.expect(t, http.StatusOK, "POST", "mux-b/secrets/app", secretBody("mount", "b"))
-	dev.expect(t, http.StatusNoContent, "POST", "mux-a/config", map[string]interface{}{"cas_required": true})
+	must(t, dev, http.StatusOK, "POST", "mux-a/secrets/app", secretBody("mount", "a"))
+	must(t, dev, http.StatusOK, "POST", "mux-b/secrets/app", secretBody("mount", "b"))
+	must(t, dev, http.StatusNoContent, "POST", "mux-a/config", map[string]interface{}{"cas_required": true})
 
 	for _, m := range []string{"a", "b"} {
-		r := dev.expect(t, http.StatusOK, "GET", "mux-"+m+"/secrets/app", nil)
+		r := must(t, dev, http.StatusOK, "GET", "mux-"+m+"/secrets/app", nil)
 		if got := r.data()["data"].(map[string]interface{})["mount"]; got != m {
 			t.Fatalf("mux-%s reads mount %v's data", m, got)
 		}
 	}
-	dev.expect(t, http.StatusOK, "POST", "mux-b/secrets/other", secretBody("k", "v")) // cas_required is mux-a's alone
-	if pids := dev.pluginProcesses(t); len(pids) != 1 {
+	must(t, dev, http.StatusOK, "POST", "mux-b/secrets/other", secretBody("k", "v")) // cas_required is mux-a's alone
+	if pids := dev.pluginProcesses(); len(pids) != 1 {
 		t.Fatalf("%d plugin processes for two mounts, want 1 (multiplexed): %v", len(pids), pids)
 	}
 }
 
-func TestUpgrade_NewVersionKeepsEverySecret(t *testing.T) {
-	dev.enable(t, "upgrade", oldVersion)
-	const secrets = 20
-	for i := 0; i < secrets; i++ {
-		dev.expect(t, http.StatusOK, "POST", fmt.Sprintf("upgrade/secrets/s%d", i), secretBody("i", fmt.Sprint(i)))
-	}
-	dev.expect(t, http.StatusNoContent, "POST", "upgrade/config", map[string]interface{}{"max_secret_bytes": 4096})
-
-	dev.mustCLI(t, "plugin", "register", "-sha256="+pluginSHA[newVersion], "-version="+newVersion,
-		"-command="+pluginCommand(newVersion), "secret", pluginName)
-	t.Cleanup(func() {
-		dev.cli("secrets", "disable", "upgrade")
-		dev.cli("plugin", "deregister", "-version="+newVersion, "secret", pluginName)
-	})
-	dev.mustCLI(t, "secrets", "tune", "-plugin-version="+newVersion, "upgrade")
-	// Vault 1.21's CLI ignores -mounts in the root namespace, so reload by name:
-	// every mount of the plugin restarts on the version it is tuned to.
-	dev.mustCLI(t, "plugin", "reload", "-type=secret", "-plugin="+pluginName)
-
-	waitFor(t, 10*time.Second, "running_plugin_version "+newVersion+" after the reload", func() (bool, string) {
-		got := dev.expect(t, http.StatusOK, "GET", "sys/mounts/upgrade", nil).data()["running_plugin_version"]
-		return got == newVersion, fmt.Sprint(got)
-	})
-	for i := 0; i < secrets; i++ {
-		r := dev.expect(t, http.StatusOK, "GET", fmt.Sprintf("upgrade/secrets/s%d", i), nil)
-		if r.data()["data"].(map[string]interface{})["i"] != fmt.Sprint(i) || r.data()["version"] != float64(1) {
-			t.Fatalf("after upgrade s%d reads %s", i, r)
-		}
-	}
-	if cfg := dev.expect(t, http.StatusOK, "GET", "upgrade/config", nil).data(); cfg["max_secret_bytes"] != float64(4096) {
-		t.Fatalf("config after upgrade %v", cfg)
-	}
-	dev.expect(t, http.StatusOK, "POST", "upgrade/secrets/s0", map[string]interface{}{"data": map[string]interface{}{"i": "new"}, "cas": 1})
-}
-
-// killPlugins SIGKILLs every plugin process the dev server runs and returns how many.
-func killPlugins(t *testing.T) int {
+// killDevPluginProcesses SIGKILLs every plugin process the dev server runs,
+// as a crash would end them, and returns how many.
+func killDevPluginProcesses(t *testing.T) int {
 	t.Helper()
-	pids := dev.pluginProcesses(t)
+	pids := dev.pluginProcesses()
 	for _, pid := range pids {
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			t.Fatalf("kill %d: %v", pid, err)
@@ -262,7 +283,7 @@ func readEventually(t *testing.T, path string) reply {
 	t.Helper()
 	var r reply
 	_ = poll(15*time.Second, func() (bool, string) {
-		r = dev.call(t, dev.token, "GET", path, nil)
+		r, _ = send(dev.addr(), dev.token, "GET", path, nil)
 		return r.status == http.StatusOK, ""
 	})
 	return r
@@ -270,11 +291,11 @@ func readEventually(t *testing.T, path string) reply {
 
 func TestCrash_KilledPluginComesBackWithAllData(t *testing.T) {
 	dev.enable(t, "crash", oldVersion)
-	dev.expect(t, http.StatusOK, "POST", "crash/secrets/before", secretBody("k", "kept"))
-	if killPlugins(t) == 0 {
+	must(t, dev, http.StatusOK, "POST", "crash/secrets/before", secretBody("k", "kept"))
+	if killDevPluginProcesses(t) == 0 {
 		t.Fatal("no plugin process to kill")
 	}
-	r := dev.call(t, dev.token, "GET", "crash/secrets/before", nil)
+	r, _ := send(dev.addr(), dev.token, "GET", "crash/secrets/before", nil)
 	t.Logf("first read after SIGKILL: %d", r.status)
 	if r = readEventually(t, "crash/secrets/before"); r.status != http.StatusOK || r.data()["data"].(map[string]interface{})["k"] != "kept" {
 		t.Fatalf("after SIGKILL: %s", r)
@@ -291,14 +312,16 @@ func TestCrash_KilledPluginComesBackWithAllData(t *testing.T) {
 			defer wg.Done()
 			for i := 0; i < perWriter; i++ {
 				id := fmt.Sprintf("%d-%d", w, i)
-				if dev.call(t, dev.token, "POST", fmt.Sprintf("crash/secrets/w%d", w), secretBody("id", id, "copy", id)).status == http.StatusOK {
+				// send, not must: a failed write is expected here, and no
+				// goroutine but the test's may end the test.
+				if r, _ := send(dev.addr(), dev.token, "POST", fmt.Sprintf("crash/secrets/w%d", w), secretBody("id", id, "copy", id)); r.status == http.StatusOK {
 					acked[w].Add(1)
 				}
 			}
 		}()
 	}
 	time.Sleep(50 * time.Millisecond)
-	killed := killPlugins(t)
+	killed := killDevPluginProcesses(t)
 	wg.Wait()
 	t.Logf("killed %d plugin process(es) during the writes", killed)
 
@@ -343,7 +366,7 @@ func TestTamperedBinary_IsRefused(t *testing.T) {
 	f.Write([]byte{0})
 	f.Close()
 
-	r := dev.call(t, dev.token, "POST", "sys/mounts/tampered", map[string]interface{}{
+	r, _ := send(dev.addr(), dev.token, "POST", "sys/mounts/tampered", map[string]interface{}{
 		"type": name, "config": map[string]interface{}{"plugin_version": oldVersion},
 	})
 	if r.status < 400 || !strings.Contains(strings.ToLower(r.raw), "checksum") {
@@ -353,15 +376,15 @@ func TestTamperedBinary_IsRefused(t *testing.T) {
 
 func TestACL_CreateWithoutUpdateAndReadOnly(t *testing.T) {
 	dev.enable(t, "acl", oldVersion)
-	dev.expect(t, http.StatusOK, "POST", "acl/secrets/existing", secretBody("k", "v"))
+	must(t, dev, http.StatusOK, "POST", "acl/secrets/existing", secretBody("k", "v"))
 	policies := map[string]string{
 		"acl-creator": `path "acl/secrets/*" { capabilities = ["create"] }`,
 		"acl-reader":  `path "acl/secrets/*" { capabilities = ["read", "list"] }` + "\n" + `path "acl/secrets/" { capabilities = ["list"] }`,
 	}
 	tokens := map[string]string{}
 	for name, policy := range policies {
-		dev.expect(t, http.StatusNoContent, "PUT", "sys/policies/acl/"+name, map[string]interface{}{"policy": policy})
-		r := dev.expect(t, http.StatusOK, "POST", "auth/token/create", map[string]interface{}{"policies": []string{name}, "no_default_policy": true, "ttl": "10m"})
+		must(t, dev, http.StatusNoContent, "PUT", "sys/policies/acl/"+name, map[string]interface{}{"policy": policy})
+		r := must(t, dev, http.StatusOK, "POST", "auth/token/create", map[string]interface{}{"policies": []string{name}, "no_default_policy": true, "ttl": "10m"})
 		tokens[name] = r.body["auth"].(map[string]interface{})["client_token"].(string)
 	}
 
@@ -386,12 +409,12 @@ func TestACL_CreateWithoutUpdateAndReadOnly(t *testing.T) {
 		if s.body != nil {
 			body = s.body
 		}
-		if r := dev.call(t, s.token, s.method, s.path, body); r.status != s.want {
+		if r, _ := send(dev.addr(), s.token, s.method, s.path, body); r.status != s.want {
 			t.Fatalf("%s %s: %s, want %d", s.method, s.path, r, s.want)
 		}
 	}
 	for name, want := range map[string]string{"new": "v", "existing": "v"} {
-		if got := dev.expect(t, http.StatusOK, "GET", "acl/secrets/"+name, nil).data()["data"].(map[string]interface{})["k"]; got != want {
+		if got := must(t, dev, http.StatusOK, "GET", "acl/secrets/"+name, nil).data()["data"].(map[string]interface{})["k"]; got != want {
 			t.Fatalf("%s holds %v after denied writes", name, got)
 		}
 	}
@@ -401,7 +424,7 @@ func TestConcurrency_ThroughVault(t *testing.T) {
 	dev.enable(t, "conc", oldVersion)
 	// Created first: of writers racing to create a name only one may create (see
 	// TestSecretWrite_RacingCreatesHaveOneWinner); these all update.
-	dev.expect(t, http.StatusOK, "POST", "conc/secrets/shared", secretBody("writer", "first"))
+	must(t, dev, http.StatusOK, "POST", "conc/secrets/shared", secretBody("writer", "first"))
 	const writers = 32
 	var ok atomic.Int64
 	var wg sync.WaitGroup
@@ -409,7 +432,7 @@ func TestConcurrency_ThroughVault(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if r := dev.call(t, dev.token, "POST", "conc/secrets/shared", secretBody("writer", fmt.Sprint(i))); r.status == http.StatusOK {
+			if r, _ := send(dev.addr(), dev.token, "POST", "conc/secrets/shared", secretBody("writer", fmt.Sprint(i))); r.status == http.StatusOK {
 				ok.Add(1)
 			} else {
 				t.Errorf("writer %d: %s", i, r)
@@ -417,7 +440,7 @@ func TestConcurrency_ThroughVault(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if v := dev.expect(t, http.StatusOK, "GET", "conc/secrets/shared", nil).data()["version"]; v != float64(1+ok.Load()) || ok.Load() != writers {
+	if v := must(t, dev, http.StatusOK, "GET", "conc/secrets/shared", nil).data()["version"]; v != float64(1+ok.Load()) || ok.Load() != writers {
 		t.Fatalf("version %v after %d successful writes", v, ok.Load())
 	}
 
@@ -427,7 +450,7 @@ func TestConcurrency_ThroughVault(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			body := map[string]interface{}{"data": map[string]interface{}{"winner": fmt.Sprint(i)}, "cas": 1 + writers}
-			switch r := dev.call(t, dev.token, "POST", "conc/secrets/shared", body); r.status {
+			switch r, _ := send(dev.addr(), dev.token, "POST", "conc/secrets/shared", body); r.status {
 			case http.StatusOK:
 				winners.Add(1)
 			case http.StatusBadRequest:

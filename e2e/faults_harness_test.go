@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand"
 	"net/http"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -260,9 +261,9 @@ func (w *watcher) watchPlugins() {
 
 // discover adds the plugin processes started since the last look.
 func (w *watcher) discover(known map[int]*watched) {
-	for _, p := range processes() {
-		for _, n := range w.c.nodes {
-			if _, ok := known[p.pid]; !ok && len(p.args) > len(n.pluginDir) && p.args[:len(n.pluginDir)+1] == n.pluginDir+"/" {
+	for _, n := range w.c.nodes {
+		for _, p := range processesWhere(func(p process) bool { return strings.HasPrefix(p.args, n.pluginDir+"/") }) {
+			if _, ok := known[p.pid]; !ok {
 				known[p.pid] = &watched{node: n, parent: p.parent, alive: w.now()}
 			}
 		}

@@ -11,7 +11,10 @@ replace (
 
 tool github.com/hashicorp/vault
 
-require github.com/hashicorp/vault/api v1.22.0
+require (
+	github.com/anishathalye/porcupine v1.3.1
+	github.com/hashicorp/vault/api v1.22.0 // indirect
+)
 
 require (
 	cel.dev/expr v0.24.0 // indirect
@@ -75,7 +78,6 @@ require (
 	github.com/aliyun/alibaba-cloud-sdk-go v1.63.107 // indirect
 	github.com/aliyun/aliyun-oss-go-sdk v0.0.0-20190307165228-86c17b95fcd5 // indirect
 	github.com/andybalholm/brotli v1.2.0 // indirect
-	github.com/anishathalye/porcupine v1.3.1 // indirect
 	github.com/apache/arrow-go/v18 v18.4.0 // indirect
 	github.com/apache/thrift v0.22.0 // indirect
 	github.com/apparentlymart/go-textseg/v15 v15.0.0 // indirect

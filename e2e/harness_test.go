@@ -17,8 +17,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/vault/api"
 )
 
 const (
@@ -110,9 +108,15 @@ func run(m *testing.M) (int, error) {
 }
 
 // buildPlugin builds the plugin with the project's own Makefile, as an operator
-// would, and returns the SHA-256 the Makefile wrote beside it.
+// would, and returns the SHA-256 the Makefile wrote beside it. PLUGIN_SOURCE
+// names another tree to build: make mutants points it at a copy of the engine
+// with a bug planted, to see that the tests catch it.
 func buildPlugin(version, binary string) (string, error) {
-	return buildPluginFrom("..", version, binary)
+	source := ".."
+	if dir := os.Getenv("PLUGIN_SOURCE"); dir != "" {
+		source = dir
+	}
+	return buildPluginFrom(source, version, binary)
 }
 
 func buildPluginFrom(source, version, binary string) (string, error) {
@@ -141,40 +145,77 @@ func goDefaultsEnv() []string {
 
 // server is one Vault server process on a free loopback port.
 type server struct {
-	cmd    *exec.Cmd
-	addr   string
-	token  string
-	log    *lockedBuffer
-	exited chan struct{}
-	client *api.Client
+	cmd     *exec.Cmd
+	address string // http://127.0.0.1:port
+	token   string
+	log     *lockedBuffer
+	exited  chan struct{}
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+func (s *server) addr() string      { return s.address }
+func (s *server) rootToken() string { return s.token }
+func (s *server) String() string    { return s.address }
+
+// freePorts returns n distinct ports free on loopback. Each stays bound until
+// all are chosen: a port asked for after another was let go again may be
+// that very port.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	for len(ports) < n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return ports, nil
+}
+
+// freePortPairs returns n distinct ports p with p+1 free too: a node's API
+// port and, by Vault's convention, its cluster port. Every pair stays bound
+// until all are chosen, so no two pairs overlap.
+func freePortPairs(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	for tries := 0; len(ports) < n; tries++ {
+		if tries == 50*n {
+			t.Fatalf("no %d pairs of free ports in a row", n)
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		next, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+1))
+		if err != nil {
+			l.Close()
+			continue
+		}
+		defer l.Close()
+		defer next.Close()
+		ports = append(ports, port)
+	}
+	return ports
 }
 
 // startServer starts `vault server` with args and waits until it answers. A dev
 // server listens on a port chosen here; a server with a config file listens
 // where the file says, given as listen.
 func startServer(dir string, args ...string) (*server, error) {
-	port, err := freePort()
+	ports, err := freePorts(1)
 	if err != nil {
 		return nil, err
 	}
-	listen := fmt.Sprintf("127.0.0.1:%d", port)
+	listen := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	return startServerAt(dir, listen, append(args, "-dev-listen-address="+listen)...)
 }
 
 func startServerAt(dir, listen string, args ...string) (*server, error) {
-	s := &server{addr: "http://" + listen, token: rootToken, log: &lockedBuffer{}, exited: make(chan struct{})}
+	s := &server{address: "http://" + listen, token: rootToken, log: &lockedBuffer{}, exited: make(chan struct{})}
 	s.cmd = exec.Command(vaultBinary, append([]string{"server"}, args...)...)
 	s.cmd.Dir = dir
-	s.cmd.Env = append(os.Environ(), "VAULT_ADDR="+s.addr, "VAULT_LOG_LEVEL=debug")
+	s.cmd.Env = append(os.Environ(), "VAULT_ADDR="+s.address, "VAULT_LOG_LEVEL=debug")
 	s.cmd.Stdout = s.log
 	s.cmd.Stderr = s.cmd.Stdout
 	// Its own process group, so stop can also reach plugin processes it started.
@@ -185,22 +226,13 @@ func startServerAt(dir, listen string, args ...string) (*server, error) {
 	recordServer(s.cmd.Process.Pid)
 	go func() { _ = s.cmd.Wait(); close(s.exited) }()
 
-	config := api.DefaultConfig()
-	config.Address = s.addr
-	client, err := api.NewClient(config)
-	if err != nil {
-		s.stop()
-		return nil, err
-	}
-	s.client = client
-	client.SetToken(s.token)
-	err = poll(60*time.Second, func() (bool, string) {
+	err := poll(60*time.Second, func() (bool, string) {
 		select {
 		case <-s.exited:
 			return true, ""
 		default:
 		}
-		r, err := sendWith(healthHTTP, s.addr, "", "GET", "sys/health?uninitcode=200&sealedcode=200&standbycode=200", nil)
+		r, err := sendWith(healthHTTP, s.address, "", "GET", "sys/health?uninitcode=200&sealedcode=200&standbycode=200", nil)
 		return err == nil && r.status == http.StatusOK, fmt.Sprint(r, err)
 	})
 	select {
@@ -256,7 +288,7 @@ func (s *server) cliWithToken(token string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, vaultBinary, args...)
-	cmd.Env = append(os.Environ(), "VAULT_ADDR="+s.addr, "VAULT_TOKEN="+token, "VAULT_FORMAT=", "NO_COLOR=1")
+	cmd.Env = append(os.Environ(), "VAULT_ADDR="+s.address, "VAULT_TOKEN="+token, "VAULT_FORMAT=", "NO_COLOR=1")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -276,75 +308,33 @@ func (s *server) mustCLI(t *testing.T, args ...string) string {
 	return out
 }
 
-// reply is a raw HTTP answer from Vault.
-type reply struct {
-	status int
-	body   map[string]interface{}
-	raw    string
-}
-
-func (r reply) data() map[string]interface{} {
-	d, _ := r.body["data"].(map[string]interface{})
-	return d
-}
-
-func (r reply) String() string { return fmt.Sprintf("%d %s", r.status, r.raw) }
-
-// call sends one HTTP request to Vault's API with a token and returns the status
-// and the decoded body, so tests see exactly what a client sees. Status 0
-// means no answer: callers in other goroutines must not call t.Fatal.
-func (s *server) call(t *testing.T, token, method, path string, body interface{}) reply {
-	t.Helper()
-	r, err := send(s.addr, token, method, path, body)
-	if err != nil && r.status != 0 {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	return r
-}
-
-// expect sends a request as root and fails the test unless the status is want
-// and, for errors, the message holds every fragment.
-func (s *server) expect(t *testing.T, want int, method, path string, body interface{}, fragments ...string) reply {
-	t.Helper()
-	r := s.call(t, s.token, method, path, body)
-	if r.status != want {
-		t.Fatalf("%s %s: got %s, want %d", method, path, r, want)
-	}
-	errors := fmt.Sprint(r.body["errors"])
-	for _, f := range fragments {
-		if !strings.Contains(errors, f) {
-			t.Fatalf("%s %s: errors %s do not mention %q", method, path, errors, f)
-		}
-	}
-	return r
-}
-
-// enable mounts the plugin at path, pinned to version.
+// enable mounts the plugin at path, pinned to version, until the test ends.
 func (s *server) enable(t *testing.T, path, version string) {
 	t.Helper()
-	s.expect(t, http.StatusNoContent, "POST", "sys/mounts/"+path, map[string]interface{}{
+	must(t, s, http.StatusNoContent, "POST", "sys/mounts/"+path, map[string]interface{}{
 		"type":   pluginName,
 		"config": map[string]interface{}{"plugin_version": version},
 	})
-	t.Cleanup(func() { s.call(t, s.token, "DELETE", "sys/mounts/"+path, nil) })
+	t.Cleanup(func() { send(s.address, s.token, "DELETE", "sys/mounts/"+path, nil) })
 }
 
-// pluginProcesses lists the PIDs of plugin processes the server started.
-func (s *server) pluginProcesses(t *testing.T) []int {
+// runningVersion is the plugin version the mount at path runs now, which a
+// tune alone does not change: the mount moves to its tuned version when it
+// is reloaded.
+func runningVersion(t testing.TB, at endpoint, path string) interface{} {
 	t.Helper()
+	return must(t, at, http.StatusOK, "GET", "sys/mounts/"+path, nil).data()["running_plugin_version"]
+}
+
+// pluginProcesses lists the PIDs of the plugin processes the server runs:
+// told apart by their parent, since other servers the tests start share its
+// plugin directory.
+func (s *server) pluginProcesses() []int {
 	var pids []int
-	for _, p := range processes() {
-		if p.parent == s.cmd.Process.Pid && strings.HasPrefix(p.args, pluginDir) {
-			pids = append(pids, p.pid)
-		}
+	for _, p := range processesWhere(func(p process) bool {
+		return p.parent == s.cmd.Process.Pid && strings.HasPrefix(p.args, pluginDir)
+	}) {
+		pids = append(pids, p.pid)
 	}
 	return pids
-}
-
-func secretBody(pairs ...string) map[string]interface{} {
-	data := map[string]interface{}{}
-	for i := 0; i < len(pairs); i += 2 {
-		data[pairs[i]] = pairs[i+1]
-	}
-	return map[string]interface{}{"data": data}
 }

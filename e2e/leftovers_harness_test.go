@@ -173,6 +173,30 @@ func processes() []process {
 	return all
 }
 
+// processesWhere lists the live processes keep says yes to: the one filter
+// over processes, so that every test asks ps the same way.
+func processesWhere(keep func(process) bool) []process {
+	var found []process
+	for _, p := range processes() {
+		if keep(p) {
+			found = append(found, p)
+		}
+	}
+	return found
+}
+
+// processesUnder maps the PID of each live process started from a program
+// in dir, such as a node's plugin directory, to its command line.
+func processesUnder(dir string) map[int]string {
+	found := map[int]string{}
+	for _, p := range processesWhere(func(p process) bool {
+		return strings.HasPrefix(p.args, dir+string(filepath.Separator))
+	}) {
+		found[p.pid] = p.args
+	}
+	return found
+}
+
 // alive tells whether the process pid runs.
 func alive(pid string) bool {
 	n, err := strconv.Atoi(pid)

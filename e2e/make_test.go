@@ -22,7 +22,7 @@ func TestMake_RegisterAndEnableAgainstARunningVault(t *testing.T) {
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "make", "-s", "-C", "..", target, "VERSION="+version, "BIN="+binary,
 			"PLUGIN_DIR="+pluginDir, "MOUNT="+made, "VAULT="+vaultBinary)
-		cmd.Env = append(os.Environ(), "VAULT_ADDR="+dev.addr, "VAULT_TOKEN="+dev.token)
+		cmd.Env = append(os.Environ(), "VAULT_ADDR="+dev.addr(), "VAULT_TOKEN="+dev.token)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("make %s: %v\n%s", target, err, out)
 		}
@@ -38,8 +38,8 @@ func TestMake_RegisterAndEnableAgainstARunningVault(t *testing.T) {
 	if info := dev.mustCLI(t, "plugin", "info", "-version="+version, "secret", pluginName); !strings.Contains(info, version) {
 		t.Fatalf("plugin info:\n%s", info)
 	}
-	if got := dev.expect(t, http.StatusOK, "GET", "sys/mounts/"+made, nil).data()["running_plugin_version"]; got != version {
+	if got := runningVersion(t, dev, made); got != version {
 		t.Fatalf("running_plugin_version %v, want %s", got, version)
 	}
-	dev.expect(t, http.StatusOK, "POST", made+"/secrets/app", secretBody("k", "v"))
+	must(t, dev, http.StatusOK, "POST", made+"/secrets/app", secretBody("k", "v"))
 }

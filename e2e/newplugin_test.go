@@ -40,8 +40,24 @@ func TestNewPlugin_WritesAPluginOfItsOwnThatVaultRuns(t *testing.T) {
 	if status := mustRun(t, time.Minute, dir, "git", "status", "--porcelain"); status != "" {
 		t.Fatalf("the first commit left files out:\n%s", status)
 	}
-	// The old plugin name and module path anywhere; their other words and the
-	// mount where make new-plugin would rename a mount: not inside a longer name.
+	expectNoTraceOfThisPlugin(t, dir)
+	expectItsOwnNames(t, dir, name, newMount, module)
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	mustRun(t, 5*time.Minute, dir, "go", "vet", "./...")
+	mustRun(t, 10*time.Minute, dir, "go", "test", "-count=1", "./...")
+	command, sha := buildNewPlugin(t, dir, name)
+	serveNewPlugin(t, name, newMount, command, sha)
+}
+
+// expectNoTraceOfThisPlugin fails the test for every file in dir that holds
+// this plugin's name or module path anywhere, or, not inside a longer name,
+// a word of the module path or the mount where make new-plugin would rename
+// a mount.
+func expectNoTraceOfThisPlugin(t *testing.T, dir string) {
+	t.Helper()
 	oldModule := goModule(t, "..")
 	traces := []*regexp.Regexp{regexp.MustCompile(regexp.QuoteMeta(pluginName)), regexp.MustCompile(regexp.QuoteMeta(oldModule))}
 	const before, after = `(^|[^A-Za-z0-9_.-])`, `($|[^A-Za-z0-9_])`
@@ -49,7 +65,7 @@ func TestNewPlugin_WritesAPluginOfItsOwnThatVaultRuns(t *testing.T) {
 	for _, word := range strings.Split(oldModule, "/")[1:] {
 		traces = append(traces, regexp.MustCompile(before+regexp.QuoteMeta(word)+after))
 	}
-	err = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
 		switch {
 		case err != nil:
 			return err
@@ -69,6 +85,13 @@ func TestNewPlugin_WritesAPluginOfItsOwnThatVaultRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// expectItsOwnNames fails the test unless the plugin in dir has the module
+// paths, Makefile names, CHANGELOG and README of its own, the README with
+// this one's sections.
+func expectItsOwnNames(t *testing.T, dir, name, newMount, module string) {
+	t.Helper()
 	if got := goModule(t, dir); got != module {
 		t.Fatalf("module %s, want %s", got, module)
 	}
@@ -96,18 +119,17 @@ func TestNewPlugin_WritesAPluginOfItsOwnThatVaultRuns(t *testing.T) {
 	if got, want := headings(readme), headings(ours); !reflect.DeepEqual(got, want) {
 		t.Errorf("the new README's sections %q, want this one's %q", got, want)
 	}
-	if t.Failed() {
-		t.FailNow()
-	}
+}
 
-	mustRun(t, 5*time.Minute, dir, "go", "vet", "./...")
-	mustRun(t, 10*time.Minute, dir, "go", "test", "-count=1", "./...")
-
-	command := name + "-" + oldVersion
+// buildNewPlugin builds the plugin in dir with its own Makefile into the dev
+// server's plugin directory, and returns its command and SHA-256.
+func buildNewPlugin(t *testing.T, dir, name string) (command, sha string) {
+	t.Helper()
+	command = name + "-" + oldVersion
 	binary := filepath.Join(pluginDir, command)
 	t.Cleanup(func() { os.Remove(binary) })
 	mustRun(t, 5*time.Minute, dir, "make", "-s", "build", "VERSION="+oldVersion, "BIN="+binary)
-	sha, err := os.ReadFile(binary + ".sha256")
+	written, err := os.ReadFile(binary + ".sha256")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,25 +139,32 @@ func TestNewPlugin_WritesAPluginOfItsOwnThatVaultRuns(t *testing.T) {
 	if got := mustRun(t, time.Minute, dir, binary, "-version"); got != oldVersion+"\n" {
 		t.Fatalf("%s -version: %q, want %s", name, got, oldVersion)
 	}
+	return command, strings.TrimSpace(string(written))
+}
 
+// serveNewPlugin registers the new plugin in the dev server, mounts it and
+// fails the test unless it serves a secret and documents itself under its
+// own names.
+func serveNewPlugin(t *testing.T, name, newMount, command, sha string) {
+	t.Helper()
 	catalog := "sys/plugins/catalog/secret/" + name
-	dev.expect(t, http.StatusNoContent, "PUT", catalog, map[string]interface{}{
-		"sha256": strings.TrimSpace(string(sha)), "version": oldVersion, "command": command,
+	must(t, dev, http.StatusNoContent, "PUT", catalog, map[string]interface{}{
+		"sha256": sha, "version": oldVersion, "command": command,
 	})
-	t.Cleanup(func() { dev.call(t, dev.token, "DELETE", catalog+"?version="+oldVersion, nil) })
-	dev.expect(t, http.StatusNoContent, "POST", "sys/mounts/"+newMount, map[string]interface{}{
+	t.Cleanup(func() { send(dev.addr(), dev.token, "DELETE", catalog+"?version="+oldVersion, nil) })
+	must(t, dev, http.StatusNoContent, "POST", "sys/mounts/"+newMount, map[string]interface{}{
 		"type": name, "config": map[string]interface{}{"plugin_version": oldVersion},
 	})
-	t.Cleanup(func() { dev.call(t, dev.token, "DELETE", "sys/mounts/"+newMount, nil) })
-	if got := dev.expect(t, http.StatusOK, "GET", "sys/mounts/"+newMount, nil).data()["running_plugin_version"]; got != oldVersion {
+	t.Cleanup(func() { send(dev.addr(), dev.token, "DELETE", "sys/mounts/"+newMount, nil) })
+	if got := runningVersion(t, dev, newMount); got != oldVersion {
 		t.Fatalf("running_plugin_version %v, want %s", got, oldVersion)
 	}
-	dev.expect(t, http.StatusOK, "POST", newMount+"/secrets/app", secretBody("password", "s3cr3t"))
-	r := dev.expect(t, http.StatusOK, "GET", newMount+"/secrets/app", nil)
+	must(t, dev, http.StatusOK, "POST", newMount+"/secrets/app", secretBody("password", "s3cr3t"))
+	r := must(t, dev, http.StatusOK, "GET", newMount+"/secrets/app", nil)
 	if got := r.data()["data"]; !reflect.DeepEqual(got, map[string]interface{}{"password": "s3cr3t"}) || r.data()["version"] != float64(1) {
 		t.Fatalf("read back %s", r)
 	}
-	help := dev.expect(t, http.StatusOK, "GET", newMount+"?help=1", nil)
+	help := must(t, dev, http.StatusOK, "GET", newMount+"?help=1", nil)
 	if !strings.Contains(fmt.Sprint(help.body["help"]), "The "+newMount+" secrets engine") {
 		t.Fatalf("the help does not name the engine %s:\n%s", newMount, help)
 	}

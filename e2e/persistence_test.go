@@ -15,15 +15,50 @@ import (
 // then a restart and a fresh unseal must find every secret and the config.
 func TestPersistence_RaftServerRestartKeepsEverything(t *testing.T) {
 	dir := t.TempDir()
-	apiPort, err := freePort()
+	listen, configPath := writeRaftConfig(t, dir)
+	s, err := startServerAt(dir, listen, "-config="+configPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	clusterPort, err := freePort()
+	defer func() { s.stop() }()
+
+	initReply := must(t, s, http.StatusOK, "PUT", "sys/init", map[string]interface{}{"secret_shares": 1, "secret_threshold": 1})
+	unsealKey := initReply.body["keys"].([]interface{})[0].(string)
+	s.token = initReply.body["root_token"].(string)
+	unseal := func() {
+		t.Helper()
+		must(t, s, http.StatusOK, "PUT", "sys/unseal", map[string]interface{}{"key": unsealKey})
+		waitActive(t, s)
+	}
+	unseal()
+
+	s.mustCLI(t, "plugin", "register", "-sha256="+pluginSHA[oldVersion], "-version="+oldVersion,
+		"-command="+pluginCommand(oldVersion), "secret", pluginName)
+	s.mustCLI(t, "secrets", "enable", "-path="+mount, pluginName)
+	const secrets = 10
+	writeSecretsAndConfig(t, s, secrets)
+
+	s.stop()
+	token := s.token
+	s, err = startServerAt(dir, listen, "-config="+configPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	listen := fmt.Sprintf("127.0.0.1:%d", apiPort)
+	s.token = token
+	unseal()
+	expectSecretsAndConfig(t, s, secrets)
+}
+
+// writeRaftConfig writes, in dir, the config of a one-node raft server on
+// ports of its own, with the tests' plugin directory, and returns where it
+// listens and the config's file.
+func writeRaftConfig(t *testing.T, dir string) (listen, file string) {
+	t.Helper()
+	ports, err := freePorts(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen = fmt.Sprintf("127.0.0.1:%d", ports[0])
 	config := fmt.Sprintf(`
 storage "raft" {
   path    = %q
@@ -38,57 +73,40 @@ api_addr         = "http://%s"
 cluster_addr     = "http://127.0.0.1:%d"
 plugin_directory = %q
 disable_mlock    = true
-`, filepath.Join(dir, "raft"), listen, clusterPort, listen, clusterPort, pluginDir)
-	configPath := filepath.Join(dir, "server.hcl")
+`, filepath.Join(dir, "raft"), listen, ports[1], listen, ports[1], pluginDir)
+	file = filepath.Join(dir, "server.hcl")
 	if err := os.MkdirAll(filepath.Join(dir, "raft"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return listen, file
+}
 
-	s, err := startServerAt(dir, listen, "-config="+configPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { s.stop() }()
-
-	initReply := s.expect(t, http.StatusOK, "PUT", "sys/init", map[string]interface{}{"secret_shares": 1, "secret_threshold": 1})
-	unsealKey := initReply.body["keys"].([]interface{})[0].(string)
-	s.token = initReply.body["root_token"].(string)
-	unseal := func() {
-		t.Helper()
-		s.expect(t, http.StatusOK, "PUT", "sys/unseal", map[string]interface{}{"key": unsealKey})
-		waitActive(t, s)
-	}
-	unseal()
-
-	s.mustCLI(t, "plugin", "register", "-sha256="+pluginSHA[oldVersion], "-version="+oldVersion,
-		"-command="+pluginCommand(oldVersion), "secret", pluginName)
-	s.mustCLI(t, "secrets", "enable", "-path="+mount, pluginName)
-	const secrets = 10
+// writeSecretsAndConfig writes secrets secrets under team/, s0 twice, and a
+// config, and checks that a secret too large for raft is refused and not
+// stored.
+func writeSecretsAndConfig(t *testing.T, s *server, secrets int) {
+	t.Helper()
 	for i := 0; i < secrets; i++ {
-		s.expect(t, http.StatusOK, "POST", fmt.Sprintf("%s/secrets/team/s%d", mount, i), secretBody("i", fmt.Sprint(i)))
+		must(t, s, http.StatusOK, "POST", fmt.Sprintf("%s/secrets/team/s%d", mount, i), secretBody("i", fmt.Sprint(i)))
 	}
-	s.expect(t, http.StatusOK, "POST", mount+"/secrets/team/s0", secretBody("i", "0-v2"))
-	s.expect(t, http.StatusNoContent, "POST", mount+"/config", map[string]interface{}{"cas_required": true, "max_secret_bytes": 1048576})
+	must(t, s, http.StatusOK, "POST", mount+"/secrets/team/s0", secretBody("i", "0-v2"))
+	must(t, s, http.StatusNoContent, "POST", mount+"/config", map[string]interface{}{"cas_required": true, "max_secret_bytes": 1048576})
 	// Within max_secret_bytes, but over raft's 1 MiB entry limit once stored:
 	// the caller's mistake, so a 400, and nothing stored.
 	huge := map[string]interface{}{"data": map[string]interface{}{"k": strings.Repeat("v", 1048560)}, "cas": 0}
-	s.expect(t, http.StatusBadRequest, "POST", mount+"/secrets/huge", huge, "too large for this Vault's storage")
-	s.expect(t, http.StatusNotFound, "GET", mount+"/secrets/huge", nil)
+	must(t, s, http.StatusBadRequest, "POST", mount+"/secrets/huge", huge, "too large for this Vault's storage")
+	must(t, s, http.StatusNotFound, "GET", mount+"/secrets/huge", nil)
+}
 
-	s.stop()
-	token := s.token
-	s, err = startServerAt(dir, listen, "-config="+configPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.token = token
-	unseal()
-
+// expectSecretsAndConfig fails the test unless s reads what
+// writeSecretsAndConfig wrote, versions included.
+func expectSecretsAndConfig(t *testing.T, s *server, secrets int) {
+	t.Helper()
 	for i := 0; i < secrets; i++ {
-		r := s.expect(t, http.StatusOK, "GET", fmt.Sprintf("%s/secrets/team/s%d", mount, i), nil)
+		r := must(t, s, http.StatusOK, "GET", fmt.Sprintf("%s/secrets/team/s%d", mount, i), nil)
 		want, version := fmt.Sprint(i), float64(1)
 		if i == 0 {
 			want, version = "0-v2", 2
@@ -97,10 +115,10 @@ disable_mlock    = true
 			t.Fatalf("after restart s%d reads %s", i, r)
 		}
 	}
-	if keys := s.expect(t, http.StatusOK, "LIST", mount+"/secrets/team/", nil).data()["keys"].([]interface{}); len(keys) != secrets {
+	if keys := must(t, s, http.StatusOK, "LIST", mount+"/secrets/team/", nil).data()["keys"].([]interface{}); len(keys) != secrets {
 		t.Fatalf("after restart the folder lists %v", keys)
 	}
-	if cfg := s.expect(t, http.StatusOK, "GET", mount+"/config", nil).data(); cfg["cas_required"] != true {
+	if cfg := must(t, s, http.StatusOK, "GET", mount+"/config", nil).data(); cfg["cas_required"] != true {
 		t.Fatalf("after restart config is %v", cfg)
 	}
 }
@@ -109,8 +127,8 @@ disable_mlock    = true
 func waitActive(t *testing.T, s *server) {
 	t.Helper()
 	if err := poll(30*time.Second, func() (bool, string) {
-		r := s.call(t, s.token, "GET", "sys/health", nil)
-		return r.status == http.StatusOK, r.String()
+		r, err := send(s.address, s.token, "GET", "sys/health", nil)
+		return err == nil && r.status == http.StatusOK, r.String()
 	}); err != nil {
 		t.Fatalf("the server did not become active: %v\n%s", err, s.logText())
 	}

@@ -96,8 +96,8 @@ func scopedTokens(c *cluster) map[capability]string {
 	for as, verb := range scopedPolicies {
 		name := "chaos-" + verb + "-only"
 		policy := fmt.Sprintf("path %q { capabilities = [%q] }", mount+"/secrets/*", verb)
-		c.must(c.active(), http.StatusNoContent, "PUT", "sys/policies/acl/"+name, map[string]interface{}{"policy": policy})
-		r := c.must(c.active(), http.StatusOK, "POST", "auth/token/create",
+		must(c.t, c.active(), http.StatusNoContent, "PUT", "sys/policies/acl/"+name, map[string]interface{}{"policy": policy})
+		r := must(c.t, c.active(), http.StatusOK, "POST", "auth/token/create",
 			map[string]interface{}{"policies": []string{name}, "no_default_policy": true})
 		tokens[as] = r.body["auth"].(map[string]interface{})["client_token"].(string)
 	}

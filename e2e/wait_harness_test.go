@@ -1,0 +1,43 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"testing"
+	"time"
+)
+
+// Every wait in the tests has a deadline: a Vault that never answers, or a
+// program that hangs, fails a test instead of stalling the run.
+
+// poll calls done every 50 ms until it says true or timeout passes; the
+// error then holds done's last word.
+func poll(timeout time.Duration, done func() (bool, string)) error {
+	var last string
+	for deadline := time.Now().Add(timeout); ; time.Sleep(50 * time.Millisecond) {
+		var ok bool
+		if ok, last = done(); ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not within %v; last: %s", timeout, last)
+		}
+	}
+}
+
+// waitFor is poll that fails the test, naming what it waited for.
+func waitFor(t testing.TB, timeout time.Duration, what string, done func() (bool, string)) {
+	t.Helper()
+	if err := poll(timeout, done); err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
+	}
+}
+
+// runCommand runs a program with a deadline and returns its combined output.
+func runCommand(timeout time.Duration, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	return string(out), err
+}
