@@ -350,7 +350,7 @@ func servesNothingWithoutTheBinary(t *testing.T, c *cluster, bad *node) {
 	if err == nil || !strings.Contains(cli, "No value found at "+mount+"/secrets/app") {
 		t.Fatalf("vault read on %s: %v\n%s", bad.id, err, cli)
 	}
-	write, _ := send(bad.addr(), c.token, "POST", mount+"/secrets/app", secretBody("password", "lost?"))
+	write := must(t, bad, http.StatusNotFound, "POST", mount+"/secrets/app", secretBody("password", "lost?"))
 	logged := regexp.MustCompile(`.*skipping plugin-based mount entry.*`).FindString(bad.srv.logText())
 	if !strings.Contains(logged, "path="+mount+"/") {
 		t.Fatalf("%s does not log the skipped mount", bad.id)

@@ -108,15 +108,19 @@ func run(m *testing.M) (int, error) {
 }
 
 // buildPlugin builds the plugin with the project's own Makefile, as an operator
-// would, and returns the SHA-256 the Makefile wrote beside it. PLUGIN_SOURCE
-// names another tree to build: make mutants points it at a copy of the engine
-// with a bug planted, to see that the tests catch it.
+// would, and returns the SHA-256 the Makefile wrote beside it.
 func buildPlugin(version, binary string) (string, error) {
-	source := ".."
+	return buildPluginFrom(pluginSource(), version, binary)
+}
+
+// pluginSource is the tree the tests build the plugin from: this checkout,
+// or PLUGIN_SOURCE, which make mutants points at a copy of the engine with a
+// bug planted, to see that the tests catch it.
+func pluginSource() string {
 	if dir := os.Getenv("PLUGIN_SOURCE"); dir != "" {
-		source = dir
+		return dir
 	}
-	return buildPluginFrom(source, version, binary)
+	return ".."
 }
 
 func buildPluginFrom(source, version, binary string) (string, error) {

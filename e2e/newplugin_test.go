@@ -208,6 +208,7 @@ func TestNewPlugin_RefusesBadInputAndWritesNothing(t *testing.T) {
 		{"a name too long for a file", strings.Repeat("a", 300), module, "NAME", false},
 		// Spelt in two, or this file would hold the name as well as the mount.
 		{"a mount the e2e tests use", "vault-plugin-secrets-" + "api", module, `"api"`, false},
+		{"a mount the benchmarks use", "vault-plugin-secrets-" + "kv", module, `"kv"`, false},
 		{"no dot in the module's host", name, "plugins/" + name, "MODULE", false},
 		{"capitals in the module's host", name, "Example.com/" + name, "MODULE", false},
 		{"an empty module path element", name, "example.com//" + name, "MODULE", false},

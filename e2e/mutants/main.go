@@ -431,6 +431,7 @@ type outcome struct {
 	status          status
 	why             string        // why the run does not count as caught
 	failed          []string      // top-level tests that failed
+	caughtAs        []string      // the checks that named the bug
 	toFailure       time.Duration // to the first --- FAIL: line, or to the end
 }
 
@@ -498,7 +499,7 @@ func runSuite(ctx context.Context, mutation, suite string, run, runs int, copyDi
 	if err != nil {
 		return outcome{}, err
 	}
-	o := outcome{mutation: mutation, suite: suite, failed: w.failed, toFailure: w.toFailure}
+	o := outcome{mutation: mutation, suite: suite, failed: w.failed, caughtAs: w.caughtAs, toFailure: w.toFailure}
 	o.status, o.why = w.verdict()
 	return o, nil
 }
@@ -520,6 +521,17 @@ func command(ctx context.Context, dir string, args ...string) *exec.Cmd {
 
 var failLine = regexp.MustCompile(`^\s*--- FAIL: (\S+)`)
 
+// checks are what the e2e checks print when they find something, and what
+// the table calls each: a run is worth as much as what named the bug.
+var checks = []struct{ marker, name string }{
+	{"is not linearizable", "history refused"},
+	{"no definite answer outside every fault's window", "failure without a fault"},
+	{"got no definite answer", "no progress"},
+	{"writes acknowledged, ", "no progress"},
+	{"unexpected answer:", "answer outside the API"},
+	{"read what was never there", "impossible stale read"},
+}
+
 // watcher passes a suite's output on and notes what matters in it as the
 // lines go by, so that the time to the first failure is the real one.
 type watcher struct {
@@ -532,6 +544,7 @@ type watcher struct {
 	sawFailure bool
 	toFailure  time.Duration
 	failed     []string // top-level names
+	caughtAs   []string // what the checks reported, see checks
 	timedOut   bool     // go test's -timeout panicked: a test hung
 	gaveUp     bool     // porcupine gave up on a history
 	noBuild    bool     // a package failed to build or set up
@@ -585,6 +598,11 @@ func (w *watcher) line(s string) {
 		}
 		if name, _, _ := strings.Cut(m[1], "/"); !slices.Contains(w.failed, name) {
 			w.failed = append(w.failed, name)
+		}
+	}
+	for _, c := range checks {
+		if strings.Contains(s, c.marker) && !slices.Contains(w.caughtAs, c.name) {
+			w.caughtAs = append(w.caughtAs, c.name)
 		}
 	}
 	switch {
@@ -655,7 +673,7 @@ type row struct {
 	runs              int // every outcome, tried or not
 	caught, tried     int
 	broken, builtOnly bool
-	tests, notes      tally
+	tests, notes, as  tally
 	fastest, slowest  time.Duration
 }
 
@@ -689,12 +707,15 @@ func summarise(outcomes []outcome) []*row {
 		for _, t := range o.failed {
 			r.tests.add(t)
 		}
+		for _, a := range o.caughtAs {
+			r.as.add(a)
+		}
 		r.fastest, r.slowest = min(r.fastest, o.toFailure), max(r.slowest, o.toFailure)
 	}
 	return rows
 }
 
-var header = []string{"mutation", "suite", "caught", "tests that failed", "first failure (min)", "longest"}
+var header = []string{"mutation", "suite", "caught", "tests that failed", "caught as", "first failure (min)", "longest"}
 
 // cells are the row's columns, naming at most limit failed tests (0: all).
 func (r *row) cells(limit int) []string {
@@ -709,7 +730,7 @@ func (r *row) cells(limit int) []string {
 	if r.broken {
 		caught = "BROKEN"
 	}
-	return []string{r.mutation, r.suite, caught, tests, fastest, slowest}
+	return []string{r.mutation, r.suite, caught, tests, r.as.String(r.runs, 0), fastest, slowest}
 }
 
 func seconds(d time.Duration) string {
