@@ -353,6 +353,17 @@ func quietPeriods(windows []window, from, to time.Duration) []quietPeriod {
 	return quiet
 }
 
+// unanswered counts the requests without a definite answer that w admitted.
+func unanswered(history []op, w window) int {
+	n := 0
+	for _, o := range history {
+		if !o.out.Outcome.definite() && o.call <= w.to && o.ret >= w.from {
+			n++
+		}
+	}
+	return n
+}
+
 // longestOutage is the longest time within w in which no client got a
 // definite answer.
 func longestOutage(history []op, w window) time.Duration {

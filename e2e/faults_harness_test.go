@@ -28,6 +28,22 @@ const (
 
 var faultKinds = []string{faultKillActive, faultPause, faultStepDown, faultKillPlugin, faultReload, faultKillStandby}
 
+// outageBound is, per kind of fault, the longest time clients may all go
+// without a definite answer. Where the active node changes: an election (2
+// to 5 s here), after which the new active node serves once the requests
+// forwarded to the old one have ended, which may take a client's deadline
+// (4 s) twice; measured up to 8.2 s. Where it does not: measured under
+// 0.1 s. An election nobody caused is bounded by its own window.
+var outageBound = map[string]time.Duration{
+	faultKillActive:  13 * time.Second,
+	faultPause:       13 * time.Second,
+	faultStepDown:    13 * time.Second,
+	faultKillPlugin:  time.Second,
+	faultReload:      time.Second,
+	faultKillStandby: time.Second,
+	faultElection:    2 * electionSpan,
+}
+
 // pauseFor is how long a paused node stays stopped: longer than an election
 // (heartbeat and election timeouts are 1 s with performance_multiplier = 1).
 const pauseFor = 5500 * time.Millisecond
