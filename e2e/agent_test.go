@@ -82,7 +82,7 @@ template {
 		t.Fatal(err)
 	}
 
-	cmd := exec.Command(vaultBinary, "agent", "-config="+config)
+	cmd := exec.Command(serverBinary, "agent", "-config="+config)
 	cmd.Stdout, cmd.Stderr = a.log, a.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

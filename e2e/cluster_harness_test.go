@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -71,7 +72,7 @@ func (n *node) install(t *testing.T, version string) {
 // stopped when the test ends.
 func startCluster(t *testing.T, size int) *cluster {
 	t.Helper()
-	return newCluster(t, size, false)
+	return newCluster(t, size, false, false)
 }
 
 // shared is the cluster the tests that leave one as they found it share, in
@@ -83,7 +84,7 @@ var shared *cluster
 func sharedCluster(t *testing.T) *cluster {
 	t.Helper()
 	if shared == nil || shared.stopped {
-		shared = newCluster(t, 3, true)
+		shared = newCluster(t, 3, true, false)
 		return shared
 	}
 	shared.t = t
@@ -107,8 +108,9 @@ func stopShared() {
 }
 
 // newCluster starts a cluster; keep leaves it running after the test unless
-// the test fails.
-func newCluster(t *testing.T, size int, keep bool) *cluster {
+// the test fails. standbyReads leaves OpenBao's standbys answering reads
+// themselves, its default; otherwise they forward them, as Vault's do.
+func newCluster(t *testing.T, size int, keep, standbyReads bool) *cluster {
 	t.Helper()
 	began := time.Now()
 	if err := becomeSubreaper(); err != nil {
@@ -120,7 +122,7 @@ func newCluster(t *testing.T, size int, keep bool) *cluster {
 			c.stopAll()
 		}
 	})
-	c.nodes = configureNodes(t, size)
+	c.nodes = configureNodes(t, size, standbyReads)
 	c.inParallel(c.nodes, (*node).start)
 	c.initialise()
 	// Unsealing a node that retry_join pointed at the leader completes its join.
@@ -134,7 +136,7 @@ func newCluster(t *testing.T, size int, keep bool) *cluster {
 // configureNodes gives each of size nodes a folder, ports of its own and a
 // server config that lists the others to join, as an operator's tooling
 // would, and installs oldVersion's binary on each.
-func configureNodes(t *testing.T, size int) []*node {
+func configureNodes(t *testing.T, size int, standbyReads bool) []*node {
 	t.Helper()
 	// Vault resolves symlinks in plugin_directory (macOS's temp dir is one); the
 	// plugin processes' command lines then start with the resolved path.
@@ -159,7 +161,7 @@ func configureNodes(t *testing.T, size int) []*node {
 				peers = append(peers, fmt.Sprintf("127.0.0.1:%d", port))
 			}
 		}
-		n.configure(t, filepath.Join(dir, n.id), fmt.Sprintf("127.0.0.1:%d", clusterPorts[i]), peers)
+		n.configure(t, filepath.Join(dir, n.id), fmt.Sprintf("127.0.0.1:%d", clusterPorts[i]), peers, standbyReads)
 		nodes = append(nodes, n)
 	}
 	return nodes
@@ -167,7 +169,7 @@ func configureNodes(t *testing.T, size int) []*node {
 
 // configure writes the node's folders and its server config (node-config.sh,
 // the config the README gives operators), and installs oldVersion's binary.
-func (n *node) configure(t *testing.T, dir, clusterListen string, peers []string) {
+func (n *node) configure(t *testing.T, dir, clusterListen string, peers []string, standbyReads bool) {
 	t.Helper()
 	n.dir = dir
 	n.pluginDir = filepath.Join(dir, "plugins")
@@ -179,7 +181,10 @@ func (n *node) configure(t *testing.T, dir, clusterListen string, peers []string
 		t.Fatal(err)
 	}
 	args := append([]string{dir, n.id, n.listen, clusterListen}, peers...)
-	config, err := runCommand(time.Minute, "./node-config.sh", args...)
+	cmd := exec.Command("./node-config.sh", args...)
+	cmd.Env = append(os.Environ(), fmt.Sprintf("DISABLE_STANDBY_READS=%v", tested.standbyReads && !standbyReads))
+	out, err := cmd.CombinedOutput()
+	config := string(out)
 	if err != nil {
 		t.Fatalf("node-config.sh: %v\n%s", err, config)
 	}

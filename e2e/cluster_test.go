@@ -306,8 +306,8 @@ func TestCluster_NodeWithoutTheBinaryIsCaughtByThePreflightCheck(t *testing.T) {
 func verifyNode(c *cluster, n *node) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "make", "-s", "-C", "..", "verify-node", "PLUGIN_DIR="+n.pluginDir, "VERSION="+oldVersion, "VAULT="+vaultBinary)
-	cmd.Env = append(os.Environ(), "VAULT_ADDR="+n.addr(), "VAULT_TOKEN="+c.token)
+	cmd := exec.CommandContext(ctx, "make", "-s", "-C", "..", "verify-node", "PLUGIN_DIR="+n.pluginDir, "VERSION="+oldVersion, "VAULT="+serverBinary)
+	cmd.Env = append(os.Environ(), cliEnv(n.addr(), c.token)...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -363,7 +363,7 @@ func recoverByStepDown(t *testing.T, c *cluster, bad *node) {
 	t.Helper()
 	// A reload alone is not enough: reads come back, but Vault 1.21 leaves the
 	// mount unable to write until the node steps down (a Vault bug).
-	bad.srv.mustCLI(t, "plugin", "reload", "-type=secret", "-plugin="+pluginName)
+	bad.srv.mustCLI(t, tested.reloadArgs(false)...)
 	must(t, bad, http.StatusOK, "GET", mount+"/secrets/app", nil)
 	r := must(t, bad, http.StatusInternalServerError, "POST", mount+"/secrets/app", secretBody("password", "rotated"))
 	if !strings.Contains(r.raw, "cannot write to storage during setup") {
@@ -410,7 +410,7 @@ func TestCluster_ScriptServesThePluginAndStopsOnCtrlC(t *testing.T) {
 			os.RemoveAll(work)
 		}
 	})
-	s := startScript(t, []string{"CLUSTER_ADDRS=" + strings.Join(addrs, " "), "VAULT_BINARY=" + vaultBinary,
+	s := startScript(t, []string{"CLUSTER_ADDRS=" + strings.Join(addrs, " "), "VAULT_BINARY=" + serverBinary,
 		"PLUGIN=" + pluginName, "MOUNT=" + mount}, "cluster.sh", binary, oldVersion)
 	printed := s.instructions(t, 90*time.Second)
 	if m := regexp.MustCompile(`Files and logs: (\S+)\. `).FindStringSubmatch(printed); m != nil {

@@ -105,7 +105,7 @@ func (c *cluster) inject(kind string, rng *rand.Rand, now func() time.Duration) 
 		}
 		f.detail = fmt.Sprintf("%d process(es)", len(pids))
 	case faultReload:
-		f.node.srv.mustCLI(c.t, "plugin", "reload", "-type=secret", "-plugin="+pluginName, "-scope=global")
+		f.node.srv.mustCLI(c.t, tested.reloadArgs(true)...)
 	case faultKillStandby:
 		standbys := c.standbys()
 		f.node = standbys[rng.Intn(len(standbys))]

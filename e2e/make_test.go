@@ -21,8 +21,8 @@ func TestMake_RegisterAndEnableAgainstARunningVault(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "make", "-s", "-C", "..", target, "VERSION="+version, "BIN="+binary,
-			"PLUGIN_DIR="+pluginDir, "MOUNT="+made, "VAULT="+vaultBinary)
-		cmd.Env = append(os.Environ(), "VAULT_ADDR="+dev.addr(), "VAULT_TOKEN="+dev.token)
+			"PLUGIN_DIR="+pluginDir, "MOUNT="+made, "VAULT="+serverBinary)
+		cmd.Env = append(os.Environ(), cliEnv(dev.addr(), dev.token)...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("make %s: %v\n%s", target, err, out)
 		}

@@ -34,3 +34,8 @@ cluster_addr     = "https://$cluster"
 plugin_directory = "$dir/plugins"
 disable_mlock    = true
 HCL
+# OpenBao 2.5 and later answer reads on a standby from its own copy of raft,
+# through its own plugin process, unless told to forward them as Vault does.
+if [ "${DISABLE_STANDBY_READS:-}" = true ]; then
+  echo "disable_standby_reads = true"
+fi

@@ -30,7 +30,7 @@ func TestUpgrade_NewVersionKeepsEverySecret(t *testing.T) {
 	dev.mustCLI(t, "secrets", "tune", "-plugin-version="+newVersion, "upgrade")
 	// Vault 1.21's CLI ignores -mounts in the root namespace, so reload by name:
 	// every mount of the plugin restarts on the version it is tuned to.
-	dev.mustCLI(t, "plugin", "reload", "-type=secret", "-plugin="+pluginName)
+	dev.mustCLI(t, tested.reloadArgs(false)...)
 
 	waitFor(t, 10*time.Second, "running_plugin_version "+newVersion+" after the reload", func() (bool, string) {
 		got := runningVersion(t, dev, "upgrade")
@@ -50,14 +50,19 @@ func TestUpgrade_NewVersionKeepsEverySecret(t *testing.T) {
 
 func TestCluster_UpgradeByPinUnderLoadAndRollBack(t *testing.T) {
 	c := sharedCluster(t)
-	mounts := prepareUpgrade(t, c)
 	pin := "sys/plugins/pins/secret/" + pluginName
+	if !tested.hasPins {
+		// OpenBao forked before Vault added pins: upgrade by tune instead.
+		must(t, c.active(), http.StatusNotFound, "POST", pin, map[string]interface{}{"version": newVersion}, "unsupported path")
+		return
+	}
+	mounts := prepareUpgrade(t, c)
 	t.Cleanup(func() { send(c.active().addr(), c.token, "DELETE", pin, nil) })
 
 	// One write moves every mount of the plugin, whatever version each is tuned to.
 	upgradeUnderLoad(t, c, mounts, newVersion, func(active *node) {
 		must(t, active, http.StatusOK, "POST", pin, map[string]interface{}{"version": newVersion})
-		active.srv.mustCLI(t, "plugin", "reload", "-type=secret", "-plugin="+pluginName, "-scope=global")
+		active.srv.mustCLI(t, tested.reloadArgs(true)...)
 	})
 	if v := must(t, c.active(), http.StatusOK, "GET", pin, nil).data()["version"]; v != newVersion {
 		t.Fatalf("the pin reads %v after the step-down, want %s", v, newVersion)
@@ -65,7 +70,7 @@ func TestCluster_UpgradeByPinUnderLoadAndRollBack(t *testing.T) {
 	// Rolled back by deleting the pin: each mount runs its tuned version again.
 	upgradeUnderLoad(t, c, mounts, oldVersion, func(active *node) {
 		must(t, active, http.StatusOK, "DELETE", pin, nil)
-		active.srv.mustCLI(t, "plugin", "reload", "-type=secret", "-plugin="+pluginName, "-scope=global")
+		active.srv.mustCLI(t, tested.reloadArgs(true)...)
 	})
 }
 
@@ -76,13 +81,13 @@ func TestCluster_RollingUpgradeUnderLoad(t *testing.T) {
 		for _, m := range mounts {
 			active.srv.mustCLI(t, "secrets", "tune", "-plugin-version="+newVersion, m)
 		}
-		active.srv.mustCLI(t, "plugin", "reload", "-type=secret", "-plugin="+pluginName, "-scope=global")
+		active.srv.mustCLI(t, tested.reloadArgs(true)...)
 	})
 	t.Cleanup(func() {
 		for _, m := range mounts {
 			send(c.active().addr(), c.token, "POST", "sys/mounts/"+m+"/tune", map[string]interface{}{"plugin_version": oldVersion})
 		}
-		c.active().srv.cli("plugin", "reload", "-type=secret", "-plugin="+pluginName, "-scope=global")
+		c.active().srv.cli(tested.reloadArgs(true)...)
 	})
 }
 
