@@ -159,9 +159,9 @@ func reportCheck(t *testing.T, seed int64, res checked) {
 	if res.result == porcupine.Unknown {
 		t.Errorf("CHAOS_SEED=%d: %s for %v", seed, timedOutMarker, res.undecided)
 	}
-	t.Logf("%d operations checked in %v: %s; %d writes in flight when a plugin process exited could land twice; "+
+	t.Logf("%d operations checked in %v: %s; %d writes in flight when a plugin process exited were sent twice; "+
 		"%d reads a resumed node answered were held to the weaker rule, %d of them stale",
-		res.operations, res.checkerTook.Round(time.Millisecond), res.result, res.mayRepeat, len(res.setAside), len(res.stale))
+		res.operations, res.checkerTook.Round(time.Millisecond), res.result, res.sentTwice, len(res.setAside), len(res.stale))
 }
 
 // mustRecoverWithin fails the test for a fault in which no client got a

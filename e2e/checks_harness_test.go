@@ -62,12 +62,13 @@ type checked struct {
 	stale       []op
 	impossible  []op // set-aside reads that returned what was never there
 	unexpected  []op
-	mayRepeat   int // writes the model let land twice: in flight when a plugin process exited
+	sentTwice   int // writes in flight when a plugin process exited, which may have applied twice
 	checkerTook time.Duration
 }
 
 // checkHistory checks the recorded operations: each write in flight on a
-// Vault whose plugin process exited may land twice; the reads a resumed
+// Vault whose plugin process exited gets a twin, its first send, which may
+// have applied at any moment before the write's answer; the reads a resumed
 // node answered right after its SIGCONT are held to impossibleStaleRead;
 // everything else must be linearizable. A secret whose history is not gets
 // porcupine's visualisation, with the faults annotated, in a file under dir.
@@ -82,8 +83,11 @@ func checkHistory(history []op, d disturbances, end time.Duration, dir, name str
 			// Nothing reached Vault, or nothing came back: no effect to check.
 		default:
 			if d.resentByVault(o) {
-				o.in.MayRepeat = true
-				res.mayRepeat++
+				o.in.SentTwice = true
+				res.sentTwice++
+				first := o
+				first.out, first.ret = opOutput{Outcome: outFirstSend}, openUntil(o, end)
+				kept = append(kept, first)
 			}
 			kept = append(kept, o)
 		}
@@ -208,7 +212,7 @@ func operations(history []op, end time.Duration) []porcupine.Operation {
 
 // openUntil is when o may last have taken effect.
 func openUntil(o op, end time.Duration) time.Duration {
-	if o.out.Outcome.definite() {
+	if o.out.Outcome.definite() || o.out.Outcome == outFirstSend {
 		return o.ret
 	}
 	return min(end, o.ret+pendingFor)
@@ -237,7 +241,7 @@ func overwritten(o op, history []op) bool {
 // writeOf is the write whose token read o returned, nil if none wrote it there.
 func writeOf(o op, history []op) *op {
 	for i := range history {
-		if w := &history[i]; w.in.Path == o.in.Path && w.in.Token == o.out.Token && w.in.Kind != opRead {
+		if w := &history[i]; w.in.Path == o.in.Path && w.in.Token == o.out.Token && w.in.Kind != opRead && w.out.Outcome != outFirstSend {
 			return w
 		}
 	}

@@ -92,7 +92,7 @@ if [ "$(command -v vault || true)" != "$vault" ]; then
 fi
 cat <<MSG
 
-Vault $("$vault" version | cut -d' ' -f2 | tr -d ,) is running as a 3-node cluster with $name $version
+$("$vault" version | cut -d' ' -f1,2 | tr -d ,) is running as a 3-node cluster with $name $version
 enabled at $mount/:
 
   node1  http://${addrs[0]}  active

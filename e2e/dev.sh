@@ -38,7 +38,7 @@ if [ "$(command -v vault || true)" != "$vault" ]; then
 fi
 cat <<MSG
 
-Vault $("$vault" version | cut -d' ' -f2) is running with $name $version enabled at $mount/.
+$("$vault" version | cut -d' ' -f1,2) is running with $name $version enabled at $mount/.
 Server log: $work/server.log. In another shell:
 
   $setup

@@ -87,7 +87,12 @@ func (c *cluster) inject(kind string, rng *rand.Rand, now func() time.Duration) 
 	case faultKillActive:
 		f.start = now() - time.Since(f.node.kill(c.t))
 		next := c.waitOtherActive(f.node)
-		f.detail = fmt.Sprintf("%s active; %d orphaned plugin process(es) killed", next.id, f.node.mustKillPluginProcesses(c.t))
+		orphans := f.node.mustKillPluginProcesses(c.t)
+		if orphans == 0 {
+			// The README tells operators to look for it.
+			c.t.Errorf("%s was killed, active, and left no plugin process behind", f.node.id)
+		}
+		f.detail = fmt.Sprintf("%s active; %d orphaned plugin process(es) killed", next.id, orphans)
 		c.restart(f.node)
 	case faultPause:
 		c.pause(&f, now)

@@ -83,6 +83,12 @@ func TestModel_AcceptsTheAPIAndRefusesWhatItForbids(t *testing.T) {
 			at(0, 1, write("a"), ok(1, "")), at(2, 3, write("b"), ok(3, "")), at(4, 5, read, ok(3, "b"))}, exited, porcupine.Ok},
 		{"a write applied twice, sent after the exit was seen", []op{
 			at(0, 1, write("a"), ok(1, "")), at(200, 201, write("b"), ok(3, ""))}, exited, porcupine.Illegal},
+		{"a write sent twice, a cas between its two sends", []op{
+			at(0, 1, write("a"), ok(1, "")), at(2, 10, write("b"), ok(3, "")),
+			at(3, 9, cas(1, "c"), opOutput{Outcome: outMismatch, Version: 2}), at(11, 12, read, ok(3, "b"))}, exited, porcupine.Ok},
+		{"a write sent once, a cas sees a version it never made", []op{
+			at(0, 1, write("a"), ok(1, "")), at(2, 10, write("b"), ok(2, "")),
+			at(3, 9, cas(1, "c"), opOutput{Outcome: outMismatch, Version: 3})}, disturbances{}, porcupine.Illegal},
 		{"a cas stored, then refused when sent again", []op{
 			at(0, 1, write("a"), ok(1, "")), at(2, 3, cas(1, "b"), opOutput{Outcome: outMismatch, Version: 2}),
 			at(4, 5, read, ok(2, "b"))}, exited, porcupine.Ok},
