@@ -100,7 +100,9 @@ type secretState struct {
 // applied is the state after in took effect on s; nil when in cannot apply
 // to s.
 func applied(s secretState, in opInput) []secretState {
-	next := func(v int64) secretState { return secretState{exists: true, version: v, token: in.Token, resent: s.resent} }
+	next := func(v int64) secretState {
+		return secretState{exists: true, version: v, token: in.Token, resent: s.resent}
+	}
 	switch {
 	case in.Kind == opDelete:
 		return []secretState{{resent: s.resent}}
