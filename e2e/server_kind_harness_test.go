@@ -26,6 +26,9 @@ type serverKind struct {
 	// refusesEncodedDots: OpenBao refuses a percent-encoded "." or ".."
 	// segment itself; Vault passes it to the plugin, which refuses it.
 	refusesEncodedDots bool
+	// reloadRevivesWrites: a reload of a mount its node could not set up (the
+	// binary was missing) makes it write again; Vault 1.21 needs a step-down.
+	reloadRevivesWrites bool
 	// standbyReads: a standby answers reads itself, from its own plugin
 	// process, unless the config says disable_standby_reads (OpenBao 2.5+).
 	standbyReads bool
@@ -35,7 +38,7 @@ var (
 	vaultKind = serverKind{name: "vault", title: "Vault", find: "./vault.sh", binaryEnv: "VAULT_BINARY",
 		cliEnv: "VAULT_", hasPins: true, auditByAPI: true}
 	openbaoKind = serverKind{name: "openbao", title: "OpenBao", find: "./bao.sh", binaryEnv: "BAO_BINARY",
-		cliEnv: "BAO_", refusesEncodedDots: true, standbyReads: true}
+		cliEnv: "BAO_", refusesEncodedDots: true, reloadRevivesWrites: true, standbyReads: true}
 	// tested is the kind of server these tests run against.
 	tested = vaultKind
 )
