@@ -62,7 +62,8 @@ type checked struct {
 	stale       []op
 	impossible  []op // set-aside reads that returned what was never there
 	unexpected  []op
-	sentTwice   int // writes in flight when a plugin process exited, which may have applied twice
+	sentTwice   int  // writes in flight when a plugin process exited, which may have applied twice
+	history     []op // what was checked, kept for versionsBehind
 	checkerTook time.Duration
 }
 
@@ -94,7 +95,7 @@ func checkHistory(history []op, d disturbances, end time.Duration, dir, name str
 	}
 	var rest []op
 	for _, o := range kept {
-		if !d.answeredAfterPause(o) {
+		if !d.answeredAfterPause(o) && !d.answeredByStandby(o) {
 			rest = append(rest, o)
 			continue
 		}
@@ -248,11 +249,33 @@ func writeOf(o op, history []op) *op {
 	return nil
 }
 
-// impossibleStaleRead holds a read a resumed node answered to what it may
-// return: an older state of that secret, never a token no write sent there
+// versionsBehind is how many versions older than the newest one
+// acknowledged before it was sent read o returned.
+func (res checked) versionsBehind(o op) int64 {
+	var newest int64
+	for _, w := range res.history {
+		if w.in.Path == o.in.Path && (w.in.Kind == opWrite || w.in.Kind == opCAS) && w.out.Outcome == outOK && w.ret < o.call {
+			newest = max(newest, w.out.Version)
+		}
+	}
+	return newest - o.out.Version
+}
+
+// impossibleStaleRead holds a read a resumed node or a standby answered to
+// what it may return, and a standby's 403 to a create-only write to a state
+// the secret was once in: an older state of that secret, never a token no write sent there
 // before the read returned, nor a version other than the one that write
 // made, nor, for a write without an answer, above the highest acknowledged.
 func impossibleStaleRead(o op, history []op) bool {
+	if o.out.Outcome == outDenied && o.in.As == asCreateOnly {
+		// Denied as existing: some write may have made it exist before.
+		for _, w := range history {
+			if w.in.Path == o.in.Path && (w.in.Kind == opWrite || w.in.Kind == opCAS) && w.call < o.ret && w.out.Outcome != outDenied {
+				return false
+			}
+		}
+		return true
+	}
 	if o.in.Kind != opRead || o.out.Outcome != outOK {
 		return false
 	}

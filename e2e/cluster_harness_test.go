@@ -20,11 +20,13 @@ import (
 // cluster is a Vault cluster of raft nodes on loopback. Each node has its own
 // storage, ports and plugin directory, as if it ran on a machine of its own.
 type cluster struct {
-	t         *testing.T
-	nodes     []*node
-	unsealKey string
-	token     string
-	stopped   bool
+	t *testing.T
+	// standbyReads: its standbys answer reads themselves (OpenBao's default).
+	standbyReads bool
+	nodes        []*node
+	unsealKey    string
+	token        string
+	stopped      bool
 }
 
 // node is one member of a cluster. srv is its current Vault process; a node
@@ -116,7 +118,7 @@ func newCluster(t *testing.T, size int, keep, standbyReads bool) *cluster {
 	if err := becomeSubreaper(); err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{t: t}
+	c := &cluster{t: t, standbyReads: standbyReads && tested.standbyReads}
 	t.Cleanup(func() {
 		if !keep || t.Failed() {
 			c.stopAll()

@@ -150,6 +150,10 @@ func (c *cluster) pause(f *fault, now func() time.Duration) {
 type disturbances struct {
 	faults []fault
 	exits  []pluginExit
+	// actives say which node was active when, for a cluster whose
+	// standbys answer reads themselves (standbyReads).
+	actives      []activeSeen
+	standbyReads bool
 }
 
 // windows are the stretches in which requests may fail.
@@ -192,6 +196,31 @@ func (d disturbances) answeredAfterPause(o op) bool {
 	return false
 }
 
+// answeredByStandby tells whether o may have been answered by a standby
+// from its own state: a read, or the 403 of a write whose create-or-update
+// decision (an existence check, itself a read) the standby made. On a
+// cluster with standby reads, unless the node it went to said it was active
+// before o was sent and after o returned, and no other node said so in
+// between.
+func (d disturbances) answeredByStandby(o op) bool {
+	if !d.standbyReads || o.in.Kind != opRead && o.out.Outcome != outDenied {
+		return false
+	}
+	before, after := false, false
+	for _, a := range d.actives {
+		switch {
+		case a.at <= o.call:
+			before = a.node == o.node
+		case a.at >= o.ret:
+			after = a.node == o.node
+			return !before || !after
+		case a.node != o.node:
+			return true
+		}
+	}
+	return true
+}
+
 // pluginExit is a plugin process that ended while its Vault ran, last seen
 // alive at alive and seen gone at gone.
 type pluginExit struct {
@@ -211,6 +240,13 @@ type watcher struct {
 	mu        sync.Mutex
 	exits     []pluginExit
 	elections []time.Duration
+	actives   []activeSeen
+}
+
+// activeSeen is a node that said, at that moment, it was the active one.
+type activeSeen struct {
+	at   time.Duration
+	node *node
 }
 
 // watchPluginsEvery is how often the watcher asks whether a known plugin
@@ -230,7 +266,7 @@ func startWatcher(c *cluster, now func() time.Duration) *watcher {
 func (w *watcher) disturbances(injected []fault) disturbances {
 	close(w.stop)
 	w.done.Wait()
-	d := disturbances{faults: append([]fault(nil), injected...), exits: w.exits}
+	d := disturbances{faults: append([]fault(nil), injected...), exits: w.exits, actives: w.actives, standbyReads: w.c.standbyReads}
 	for _, at := range w.elections {
 		explained := false
 		for _, f := range injected {
@@ -305,6 +341,11 @@ func (w *watcher) watchElections() {
 		}
 		for _, n := range w.c.nodes {
 			r, err := sendWith(client, n.addr(), "", "GET", "sys/leader", nil)
+			if self, _ := r.body["is_self"].(bool); err == nil && self {
+				w.mu.Lock()
+				w.actives = append(w.actives, activeSeen{at: w.now(), node: n})
+				w.mu.Unlock()
+			}
 			since, _ := r.body["active_time"].(string)
 			if err != nil || since == "" || since == "0001-01-01T00:00:00Z" || seen[since] {
 				continue

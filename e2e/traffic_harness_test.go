@@ -136,6 +136,9 @@ func classify(in opInput, n *node, r reply, err error) (opOutput, string) {
 		return opOutput{Outcome: outRefused}, answer
 	case r.status >= 500:
 		return opOutput{Outcome: outAmbiguous}, answer
+	case r.status == http.StatusNotFound && strings.Contains(answer, "no handler for route"):
+		// The node has not set up the mount yet: the plugin never saw it.
+		return opOutput{Outcome: outRefused}, answer
 	case in.Kind == opRead && r.status == http.StatusOK:
 		data, _ := r.data()["data"].(map[string]interface{})
 		token, _ := data["t"].(string)

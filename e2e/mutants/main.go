@@ -112,6 +112,17 @@ var mutations = []mutation{
 		Suites: unitAndChaos,
 	},
 	{
+		Name: "invalidate-forgets",
+		Desc: "Invalidate forgets nothing, so a node's cache keeps what another node replaced",
+		Edits: []edit{
+			{File: "backend.go", Old: "\t\tb.config = nil\n", New: ""},
+			{File: "backend.go", Old: "\t\tb.metadata.Remove(name)\n\t\tlock.Unlock()\n", New: "\t\tlock.Unlock()\n"},
+		},
+		// Vault Community never calls Invalidate, and OpenBao's standby-reads
+		// chaos run has not been seen to catch it: only the unit tests do.
+		Suites: []string{"unit"},
+	},
+	{
 		Name:   "late-5xx",
 		Desc:   "once the plugin process is 5 s old, about one write in twenty answers 500",
 		Edits:  []edit{insertBefore(secretsFile, writeLocked, answer500("time.Since(started) > 5*time.Second && "+oneIn(20)))},
