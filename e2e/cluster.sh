@@ -11,6 +11,12 @@ name=${PLUGIN:?the plugin name, as the Makefile sets it} mount=${MOUNT:?the moun
 read -r -a addrs <<< "${CLUSTER_ADDRS:-127.0.0.1:8200 127.0.0.1:8210 127.0.0.1:8220}"
 vault=$("$(dirname "$0")/vault.sh")
 sha=$(cat "$binary.sha256")
+# OpenBao's standbys answer reads from their own state, a moment behind,
+# unless told to forward them as Vault's do: the read through a standby
+# below must see the write made just before it.
+if "$vault" version | grep -q '^OpenBao'; then
+  export DISABLE_STANDBY_READS=true
+fi
 
 work=$(mktemp -d)
 pids=()
