@@ -185,3 +185,30 @@ func TestProgress_NamesFailuresOutsideTheWindowsAndRatesQuietPeriods(t *testing.
 		t.Fatalf("longest outage %v, want 1.51s", got)
 	}
 }
+
+// On a cluster whose standbys answer reads, a standby's read and its 403 to
+// a create-only write may reflect an older state, never one that never was.
+func TestModel_HoldsStandbyAnswersToTheWeakerRule(t *testing.T) {
+	active, standby := modelNode, &node{id: "node2"}
+	seen := []activeSeen{{at: ms(0), node: active}, {at: ms(100), node: active}}
+	history := func(via *node, first op) []op {
+		h := []op{first, at(3, 4, del, ok(0, "")), at(5, 6, create("b"), answer(outDenied))}
+		h[2].node = via
+		return h
+	}
+	written, neverWritten := at(1, 2, write("a"), ok(1, "")), at(1, 2, read, answer(outAbsent))
+	standbyReads := disturbances{actives: seen, standbyReads: true}
+	if res := checkHistory(history(standby, written), standbyReads, ms(200), t.TempDir(), "standby"); res.result != porcupine.Ok ||
+		len(res.setAside) != 1 || len(res.impossible) != 0 {
+		t.Fatalf("a standby's 403 after a delete: %s, %d set aside, %d impossible", res.result, len(res.setAside), len(res.impossible))
+	}
+	if res := checkHistory(history(standby, neverWritten), standbyReads, ms(200), t.TempDir(), "standby"); len(res.impossible) != 1 {
+		t.Fatalf("a standby's 403 for a secret never written: %d impossible, want 1", len(res.impossible))
+	}
+	if res := checkHistory(history(active, written), standbyReads, ms(200), t.TempDir(), "standby"); res.result != porcupine.Illegal {
+		t.Fatalf("the active node's 403 after a delete: %s, want Illegal", res.result)
+	}
+	if res := checkHistory(history(standby, written), disturbances{actives: seen}, ms(200), t.TempDir(), "standby"); res.result != porcupine.Illegal {
+		t.Fatalf("a forwarding standby's 403 after a delete: %s, want Illegal", res.result)
+	}
+}
