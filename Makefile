@@ -61,7 +61,7 @@ chaos: ## TestChaos for CHAOS_DURATION (default 10m): faults, a recorded history
 		go test -count=1 -timeout $(CHAOS_TIMEOUT) -run '^TestChaos' -v ./...
 
 mutants: ## plant known bugs in copies of the engine; fails unless the unit and chaos tests catch each
-	cd e2e && vault=$$(./vault.sh) && VAULT_BINARY=$$vault go run ./mutants -runs $(MUTANT_RUNS) -only "$(MUTANTS)"
+	cd e2e && vault=$$(./vault.sh) && bao=$$(./bao.sh) && VAULT_BINARY=$$vault BAO_BINARY=$$bao go run ./mutants -runs $(MUTANT_RUNS) -only "$(MUTANTS)"
 
 dev: build ## run a dev Vault on 127.0.0.1:8200 with the plugin enabled at ref/
 	PLUGIN=$(PLUGIN) MOUNT=$(MOUNT) e2e/dev.sh $(BIN) $(VERSION)

@@ -118,9 +118,9 @@ var mutations = []mutation{
 			{File: "backend.go", Old: "\t\tb.config = nil\n", New: ""},
 			{File: "backend.go", Old: "\t\tb.metadata.Remove(name)\n\t\tlock.Unlock()\n", New: "\t\tlock.Unlock()\n"},
 		},
-		// Vault Community never calls Invalidate, and OpenBao's standby-reads
-		// chaos run has not been seen to catch it: only the unit tests do.
-		Suites: []string{"unit"},
+		// Vault Community never calls Invalidate; an OpenBao standby does, and
+		// answers config reads from its cache.
+		Suites: []string{"unit", "chaos-openbao"},
 	},
 	{
 		Name:   "late-5xx",
@@ -181,13 +181,17 @@ func answer500(cond string) string {
 }
 
 // suites are the test suites a mutation can name. Each runs against a copy of
-// the engine: unit in the copy, chaos in e2e/ with PLUGIN_SOURCE naming the copy.
+// the engine: unit in the copy, the others in e2e/ with PLUGIN_SOURCE naming
+// the copy. chaos-openbao is the run on OpenBao whose standbys answer reads
+// through their own plugin process.
 var suites = map[string]struct {
 	inE2E bool
+	env   []string
 	args  []string
 }{
-	"unit":  {false, []string{"test", "-race", "-count=1", "./..."}},
-	"chaos": {true, []string{"test", "-count=1", "-timeout", "20m", "-run", "^TestChaos", "-v", "./..."}},
+	"unit":          {false, nil, []string{"test", "-race", "-count=1", "./..."}},
+	"chaos":         {true, nil, []string{"test", "-count=1", "-timeout", "20m", "-run", "^TestChaos", "-v", "./..."}},
+	"chaos-openbao": {true, []string{"E2E_SERVER=openbao"}, []string{"test", "-count=1", "-timeout", "20m", "-run", "^TestChaos_StandbyReads", "-v", "./..."}},
 }
 
 // timedOutMarker is what the e2e history check prints when porcupine gave up:
@@ -202,7 +206,7 @@ type dirs struct {
 func main() {
 	runs := flag.Int("runs", 1, "runs of each suite against each mutation")
 	only := flag.String("only", "", "comma-separated mutations to run (default all)")
-	suiteList := flag.String("suites", "unit,chaos", "comma-separated suites to run")
+	suiteList := flag.String("suites", "unit,chaos,chaos-openbao", "comma-separated suites to run")
 	flag.Parse()
 	code, err := run(*runs, *only, *suiteList)
 	if err != nil {
@@ -505,7 +509,7 @@ func runSuite(ctx context.Context, mutation, suite string, run, runs int, copyDi
 	log := logPath(d, mutation, suite, run)
 	fmt.Printf("mutants: %s, run %d/%d: %s suite, log %s\n", mutation, run, runs, suite, log)
 	cmd := command(ctx, dir, s.args...)
-	cmd.Env = append(os.Environ(), "PLUGIN_SOURCE="+copyDir)
+	cmd.Env = append(append(os.Environ(), "PLUGIN_SOURCE="+copyDir), s.env...)
 	w, err := watch(cmd, log)
 	if err != nil {
 		return outcome{}, err
@@ -541,6 +545,7 @@ var checks = []struct{ marker, name string }{
 	{"writes acknowledged, ", "no progress"},
 	{"unexpected answer:", "answer outside the API"},
 	{"read what was never there", "impossible stale read"},
+	{"does not read the config written", "stale cache"},
 }
 
 // watcher passes a suite's output on and notes what matters in it as the
