@@ -15,6 +15,9 @@ PLATFORMS := linux/amd64 linux/arm64 darwin/arm64
 PLUGIN_DIR ?= /etc/vault/plugins
 MOUNT      ?= ref
 VAULT      ?= vault
+# make dev and make cluster: vault, or openbao (registered by a plugin block
+# in each node's config).
+SERVER     ?= vault
 
 .DEFAULT_GOAL := build
 # make bench: interleaved in-process runs, then the through-Vault harness.
@@ -63,11 +66,11 @@ chaos: ## TestChaos for CHAOS_DURATION (default 10m): faults, a recorded history
 mutants: ## plant known bugs in copies of the engine; fails unless the unit and chaos tests catch each
 	cd e2e && vault=$$(./vault.sh) && bao=$$(./bao.sh) && VAULT_BINARY=$$vault BAO_BINARY=$$bao go run ./mutants -runs $(MUTANT_RUNS) -only "$(MUTANTS)"
 
-dev: build ## run a dev Vault on 127.0.0.1:8200 with the plugin enabled at ref/
-	PLUGIN=$(PLUGIN) MOUNT=$(MOUNT) e2e/dev.sh $(BIN) $(VERSION)
+dev: build ## run a dev Vault (SERVER=openbao: OpenBao) on 127.0.0.1:8200 with the plugin enabled at ref/
+	SERVER=$(SERVER) PLUGIN=$(PLUGIN) MOUNT=$(MOUNT) e2e/dev.sh $(BIN) $(VERSION)
 
-cluster: build ## run a 3-node Vault cluster on 127.0.0.1:8200/8210/8220, plugin at ref/
-	PLUGIN=$(PLUGIN) MOUNT=$(MOUNT) e2e/cluster.sh $(BIN) $(VERSION)
+cluster: build ## run a 3-node Vault (SERVER=openbao: OpenBao) cluster on 127.0.0.1:8200/8210/8220, plugin at ref/
+	SERVER=$(SERVER) PLUGIN=$(PLUGIN) MOUNT=$(MOUNT) e2e/cluster.sh $(BIN) $(VERSION)
 
 verify-node: ## check that PLUGIN_DIR holds the binary registered as VERSION; run on every node
 	VAULT=$(VAULT) e2e/verify-node.sh $(PLUGIN_DIR) $(VERSION) $(PLUGIN)

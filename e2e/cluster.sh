@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs a 3-node Vault cluster on 127.0.0.1 in the foreground: integrated
-# storage (raft), one plugin directory per node, each holding the plugin,
-# registered once and enabled at MOUNT. Ctrl-C stops every node.
+# Runs a 3-node Vault (or, with SERVER=openbao, OpenBao) cluster on 127.0.0.1
+# in the foreground: integrated storage (raft), one plugin directory per
+# node, each holding the plugin, registered and enabled at MOUNT. Ctrl-C
+# stops every node.
 # Usage: PLUGIN=NAME MOUNT=PATH e2e/cluster.sh PLUGIN_BINARY VERSION (make cluster sets both)
 # CLUSTER_ADDRS sets the nodes' API addresses; each node's cluster port
 # (raft and request forwarding) is its API port + 1, as Vault's 8200/8201.
@@ -9,13 +10,17 @@ set -euo pipefail
 binary=$1 version=$2
 name=${PLUGIN:?the plugin name, as the Makefile sets it} mount=${MOUNT:?the mount path, as the Makefile sets it}
 read -r -a addrs <<< "${CLUSTER_ADDRS:-127.0.0.1:8200 127.0.0.1:8210 127.0.0.1:8220}"
-vault=$("$(dirname "$0")/vault.sh")
+vault=$("$(dirname "$0")/server.sh")
 sha=$(cat "$binary.sha256")
+# OpenBao registers the plugin from a block in each node's config, so no
+# node ever runs an unchecked binary; Vault is told through its API below.
 # OpenBao's standbys answer reads from their own state, a moment behind,
 # unless told to forward them as Vault's do: the read through a standby
 # below must see the write made just before it.
+openbao=false
 if "$vault" version | grep -q '^OpenBao'; then
-  export DISABLE_STANDBY_READS=true
+  openbao=true
+  export PLUGIN_NAME=$name PLUGIN_VERSION=$version PLUGIN_SHA256=$sha DISABLE_STANDBY_READS=true
 fi
 
 work=$(mktemp -d)
@@ -84,7 +89,11 @@ for _ in $(seq 300); do
 done
 [ "$voters" = 3 ] || fail "$voters voters, want 3"
 
-"$vault" plugin register -sha256="$sha" -version="$version" secret "$name"
+if [ "$openbao" = true ]; then
+  echo "Registered $name $version by the plugin block in each node's server.hcl."
+else
+  "$vault" plugin register -sha256="$sha" -version="$version" secret "$name"
+fi
 "$vault" secrets enable -path="$mount" -plugin-version="$version" "$name"
 
 setup="export VAULT_ADDR=$VAULT_ADDR VAULT_TOKEN=$VAULT_TOKEN"

@@ -36,12 +36,14 @@ type node struct {
 	dir       string
 	pluginDir string
 	config    string
-	listen    string
-	token     string
-	srv       *server
-	down      bool
-	paused    bool // SIGSTOP: it takes requests but answers none
-	logs      []*lockedBuffer
+	// configArgs are node-config.sh's arguments for this node.
+	configArgs []string
+	listen     string
+	token      string
+	srv        *server
+	down       bool
+	paused     bool // SIGSTOP: it takes requests but answers none
+	logs       []*lockedBuffer
 	// plugins are the node's plugin processes when its Vault was killed:
 	// orphans now, which this process may have to reap.
 	plugins map[int]string
@@ -182,9 +184,17 @@ func (n *node) configure(t *testing.T, dir, clusterListen string, peers []string
 	if err := os.MkdirAll(n.pluginDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{dir, n.id, n.listen, clusterListen}, peers...)
-	cmd := exec.Command("./node-config.sh", args...)
-	cmd.Env = append(os.Environ(), fmt.Sprintf("DISABLE_STANDBY_READS=%v", tested.standbyReads && !standbyReads))
+	n.configArgs = append([]string{dir, n.id, n.listen, clusterListen}, peers...)
+	n.writeConfig(t, fmt.Sprintf("DISABLE_STANDBY_READS=%v", tested.standbyReads && !standbyReads))
+	n.install(t, oldVersion)
+}
+
+// writeConfig writes the node's server config with node-config.sh, env
+// added to what the script reads; the node reads it when it next starts.
+func (n *node) writeConfig(t *testing.T, env ...string) {
+	t.Helper()
+	cmd := exec.Command("./node-config.sh", n.configArgs...)
+	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
 	config := string(out)
 	if err != nil {
@@ -193,7 +203,6 @@ func (n *node) configure(t *testing.T, dir, clusterListen string, peers []string
 	if err := os.WriteFile(n.config, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	n.install(t, oldVersion)
 }
 
 // inParallel runs do on each of nodes at once, as an operator's tooling does

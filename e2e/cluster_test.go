@@ -414,7 +414,7 @@ func TestCluster_ScriptServesThePluginAndStopsOnCtrlC(t *testing.T) {
 			os.RemoveAll(work)
 		}
 	})
-	s := startScript(t, []string{"CLUSTER_ADDRS=" + strings.Join(addrs, " "), "VAULT_BINARY=" + serverBinary,
+	s := startScript(t, []string{"CLUSTER_ADDRS=" + strings.Join(addrs, " "), "SERVER=" + tested.name, tested.binaryEnv + "=" + serverBinary,
 		"PLUGIN=" + pluginName, "MOUNT=" + mount}, "cluster.sh", binary, oldVersion)
 	printed := s.instructions(t, 90*time.Second)
 	if m := regexp.MustCompile(`Files and logs: (\S+)\. `).FindStringSubmatch(printed); m != nil {
@@ -425,6 +425,24 @@ func TestCluster_ScriptServesThePluginAndStopsOnCtrlC(t *testing.T) {
 		if !strings.Contains(printed, want) || work == "" {
 			t.Fatalf("make cluster does not print %q or where its files are:\n%s\nstderr:\n%s", want, printed, s.stderr)
 		}
+	}
+	// OpenBao registers the plugin from each node's config, Vault through its API.
+	registered := "Success! Registered plugin: " + pluginName
+	if tested.declaresPlugins {
+		registered = "by the plugin block in each node's server.hcl"
+		sha, err := os.ReadFile(binary + ".sha256")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 1; i <= 3; i++ {
+			config, err := os.ReadFile(filepath.Join(work, fmt.Sprintf("node%d", i), "server.hcl"))
+			if want := fmt.Sprintf("sha256sum = %q", strings.TrimSpace(string(sha))); err != nil || !strings.Contains(string(config), want) {
+				t.Fatalf("node%d's config does not declare the plugin with %s: %v\n%s", i, want, err, config)
+			}
+		}
+	}
+	if !strings.Contains(printed, registered) {
+		t.Fatalf("make cluster does not print %q:\n%s", registered, printed)
 	}
 
 	out, pasted := paste(t, printed)

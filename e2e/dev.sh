@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs a Vault dev server on 127.0.0.1:8200 in the foreground with the plugin
-# registered by SHA-256 and version and enabled at $MOUNT/. Ctrl-C stops it.
+# Runs a Vault (SERVER=openbao: OpenBao) dev server on 127.0.0.1:8200 in the
+# foreground with the plugin registered by SHA-256 and version and enabled at
+# $MOUNT/. Ctrl-C stops it.
 # Usage: PLUGIN=NAME MOUNT=PATH e2e/dev.sh PLUGIN_BINARY VERSION (make dev
 # passes the Makefile's PLUGIN and MOUNT)
 set -euo pipefail
@@ -8,7 +9,7 @@ binary=$1 version=$2
 name=${PLUGIN:?set PLUGIN to the plugin name} mount=${MOUNT:?set MOUNT to the mount path}
 addr=${DEV_ADDR:-127.0.0.1:8200}
 token=${DEV_TOKEN:-root}
-vault=$("$(dirname "$0")/vault.sh")
+vault=$("$(dirname "$0")/server.sh")
 
 work=$(mktemp -d)
 mkdir "$work/plugins"

@@ -22,7 +22,7 @@ func TestDev_ScriptServesThePluginAndStopsOnCtrlC(t *testing.T) {
 	}
 	listen := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	s := startScript(t, []string{"PLUGIN=" + pluginName, "MOUNT=" + mount, "DEV_ADDR=" + listen, "DEV_TOKEN=dev-token",
-		"VAULT_BINARY=" + serverBinary}, "dev.sh", binary, oldVersion)
+		"SERVER=" + tested.name, tested.binaryEnv + "=" + serverBinary}, "dev.sh", binary, oldVersion)
 	// Building nothing, it starts one dev server: well within two minutes.
 	printed := s.instructions(t, 2*time.Minute)
 	for _, want := range []string{"export VAULT_ADDR=http://" + listen + " VAULT_TOKEN=dev-token", "vault write " + mount + "/secrets/app",

@@ -4,6 +4,9 @@
 # Usage: e2e/node-config.sh NODE_DIR NODE_ID API_ADDR CLUSTER_ADDR PEER_API_ADDR...
 # The node keeps its raft data in NODE_DIR/raft and its plugins in
 # NODE_DIR/plugins; it joins the cluster through any of the peers.
+# With PLUGIN_SHA256 set, the config also declares the plugin PLUGIN_NAME
+# (PLUGIN_VERSION, run as PLUGIN_COMMAND, default its name), which OpenBao
+# registers when it starts; Vault ignores the block.
 set -euo pipefail
 dir=$1 id=$2 api=$3 cluster=$4
 shift 4
@@ -38,4 +41,13 @@ HCL
 # through its own plugin process, unless told to forward them as Vault does.
 if [ "${DISABLE_STANDBY_READS:-}" = true ]; then
   echo "disable_standby_reads = true"
+fi
+if [ -n "${PLUGIN_SHA256:-}" ]; then
+  cat <<HCL
+plugin "secret" "${PLUGIN_NAME:?with PLUGIN_SHA256}" {
+  command   = "${PLUGIN_COMMAND:-$PLUGIN_NAME}"
+  version   = "${PLUGIN_VERSION:?with PLUGIN_SHA256}"
+  sha256sum = "$PLUGIN_SHA256"
+}
+HCL
 fi

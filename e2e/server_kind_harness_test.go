@@ -32,13 +32,16 @@ type serverKind struct {
 	// standbyReads: a standby answers reads itself, from its own plugin
 	// process, unless the config says disable_standby_reads (OpenBao 2.5+).
 	standbyReads bool
+	// declaresPlugins: a plugin block in the server config registers a
+	// plugin when the server starts; Vault ignores the block.
+	declaresPlugins bool
 }
 
 var (
 	vaultKind = serverKind{name: "vault", title: "Vault", find: "./vault.sh", binaryEnv: "VAULT_BINARY",
 		cliEnv: "VAULT_", hasPins: true, auditByAPI: true}
 	openbaoKind = serverKind{name: "openbao", title: "OpenBao", find: "./bao.sh", binaryEnv: "BAO_BINARY",
-		cliEnv: "BAO_", refusesEncodedDots: true, reloadRevivesWrites: true, standbyReads: true}
+		cliEnv: "BAO_", refusesEncodedDots: true, reloadRevivesWrites: true, standbyReads: true, declaresPlugins: true}
 	// tested is the kind of server these tests run against.
 	tested = vaultKind
 )
