@@ -55,16 +55,17 @@ var engines = []*engine{
 }
 
 var (
-	vaultBinary = flag.String("vault", "", "Vault server binary")
-	pluginPath  = flag.String("plugin", "", "the reference plugin binary")
-	pluginName  = flag.String("name", "", "its name in Vault's catalog")
-	pluginMount = flag.String("mount", "", "where to mount it")
-	inProcess   = flag.String("inprocess", "", "benchstat output of the in-process benchmarks, to include")
-	out         = flag.String("out", "BENCHMARKS.md", "report to write")
-	chart       = flag.String("chart", "throughput.svg", "chart to write")
-	rounds      = flag.Int("rounds", 8, "alternating rounds per measurement")
-	roundTime   = flag.Duration("round", time.Second, "length of one engine's turn in a round")
-	scaleCount  = flag.Int("scale", 100000, "secrets in the folder of the list-at-scale test")
+	vaultBinary   = flag.String("vault", "", "Vault server binary")
+	openbaoBinary = flag.String("openbao", "", "OpenBao server binary: if set, reads and writes of reference and floor are measured through it too")
+	pluginPath    = flag.String("plugin", "", "the reference plugin binary")
+	pluginName    = flag.String("name", "", "its name in Vault's catalog")
+	pluginMount   = flag.String("mount", "", "where to mount it")
+	inProcess     = flag.String("inprocess", "", "benchstat output of the in-process benchmarks, to include")
+	out           = flag.String("out", "BENCHMARKS.md", "report to write")
+	chart         = flag.String("chart", "throughput.svg", "chart to write")
+	rounds        = flag.Int("rounds", 8, "alternating rounds per measurement")
+	roundTime     = flag.Duration("round", time.Second, "length of one engine's turn in a round")
+	scaleCount    = flag.Int("scale", 100000, "secrets in the folder of the list-at-scale test")
 )
 
 const token = "bench-root"
@@ -87,12 +88,47 @@ func main() {
 	gobuild(filepath.Join(pluginDir, "floor"), "./floor")
 	gobuild(filepath.Join(pluginDir, "vault-plugin-secrets-kv"), "github.com/hashicorp/vault-plugin-secrets-kv/cmd/vault-plugin-secrets-kv")
 
-	server = startVault(work, pluginDir)
-	defer stopVault()
+	server = startServer(*vaultBinary, work, pluginDir)
+	defer stopServer()
 
 	var report report
 	report.machine = machine()
-	for _, e := range engines {
+	report.coldEnables = append(report.coldEnables, mountEngines(engines, pluginDir))
+
+	// write updates one name per worker; create writes a new name every time.
+	for _, op := range []string{"read", "write", "create", "list"} {
+		for _, c := range []int{1, 8, 32} {
+			report.loads = append(report.loads, measure(engines, op, c))
+		}
+	}
+	report.resources(pluginDir)
+	report.scale()
+	report.coldStarts()
+
+	// The same plugin binary, and the floor, through OpenBao: a server of its
+	// own once Vault's is gone, so neither takes cores from the other.
+	if *openbaoBinary != "" {
+		stopServer()
+		server = startServer(*openbaoBinary, work, pluginDir)
+		version, _ := exec.Command(*openbaoBinary, "version").Output()
+		report.openbaoVersion = strings.Join(strings.Fields(string(version))[:2], " ")
+		mountEngines(engines[:2], pluginDir)
+		for _, op := range []string{"read", "write"} {
+			for _, c := range []int{1, 8, 32} {
+				report.openbao = append(report.openbao, measure(engines[:2], op, c))
+			}
+		}
+	}
+	report.write()
+}
+
+// mountEngines registers and enables each engine on the running server, seeds
+// a secret to read and a folder of 100 to list, and notes each plugin's
+// process. It returns how long the first engine's mount took from enable to
+// its first read, starting its plugin process.
+func mountEngines(list []*engine, pluginDir string) float64 {
+	var coldEnable float64
+	for _, e := range list {
 		typ := "kv"
 		if e.plugin != "" {
 			typ = e.plugin
@@ -101,21 +137,18 @@ func main() {
 		}
 		enableStart := time.Now()
 		must(call("POST", "sys/mounts/"+e.mount, map[string]interface{}{"type": typ, "options": e.options}), 204)
-		if e == engines[0] {
+		if e == list[0] {
 			waitRead(e.mount + "/config")
-			report.coldEnables = append(report.coldEnables, milliseconds(time.Since(enableStart)))
+			coldEnable = milliseconds(time.Since(enableStart))
 		}
 	}
-
-	// Seed: a secret to read and a folder of 100 to list, for every engine.
-	for _, e := range engines {
+	for _, e := range list {
 		must(call("POST", e.path("bench/read"), e.wrap("s3cr3t-value")), 200, 204)
 		for i := 0; i < 100; i++ {
 			must(call("POST", e.path(fmt.Sprintf("bench/list/k%03d", i)), e.wrap("v")), 200, 204)
 		}
 	}
-
-	for _, e := range engines {
+	for _, e := range list {
 		if e.plugin != "" {
 			pids := pluginPIDs(filepath.Join(pluginDir, e.plugin))
 			if len(pids) != 1 {
@@ -124,17 +157,7 @@ func main() {
 			e.pid = pids[0]
 		}
 	}
-
-	// write updates one name per worker; create writes a new name every time.
-	for _, op := range []string{"read", "write", "create", "list"} {
-		for _, c := range []int{1, 8, 32} {
-			report.loads = append(report.loads, measure(op, c))
-		}
-	}
-	report.resources(pluginDir)
-	report.scale()
-	report.coldStarts()
-	report.write()
+	return coldEnable
 }
 
 func (e *engine) path(name string) string { return e.mount + "/" + e.prefix + name }
@@ -171,15 +194,17 @@ func (r *result) percentile(p float64) time.Duration {
 	return r.latencies[int(float64(len(r.latencies)-1)*p)]
 }
 
-func measure(op string, concurrency int) load {
+// measure runs op at concurrency on each engine of list, whose first is
+// the reference, in alternating rounds.
+func measure(list []*engine, op string, concurrency int) load {
 	l := load{op: op, concurrency: concurrency, results: map[string]*result{}, ratios: map[string][]float64{}}
-	for _, e := range engines {
+	for _, e := range list {
 		l.results[e.name] = &result{}
 		run(e, op, concurrency, *roundTime/4, &result{}) // warm-up
 	}
 	for r := 0; r < *rounds; r++ {
 		perRound := map[string]float64{}
-		for _, e := range engines {
+		for _, e := range list {
 			var res result
 			vault0, plugin0 := cpuTime(server.Process.Pid), cpuTime(e.pid)
 			run(e, op, concurrency, *roundTime, &res)
@@ -192,20 +217,16 @@ func measure(op string, concurrency int) load {
 			total.vaultCPU += cpuTime(server.Process.Pid) - vault0
 			total.pluginCPU += cpuTime(e.pid) - plugin0
 		}
-		for _, e := range engines[1:] {
-			l.ratios[e.name] = append(l.ratios[e.name], perRound["reference"]/perRound[e.name])
+		for _, e := range list[1:] {
+			l.ratios[e.name] = append(l.ratios[e.name], perRound[list[0].name]/perRound[e.name])
 		}
 	}
-	log.Printf("%-5s c=%-2d %s", op, concurrency, l.summary())
-	return l
-}
-
-func (l load) summary() string {
 	var parts []string
-	for _, e := range engines {
+	for _, e := range list {
 		parts = append(parts, fmt.Sprintf("%s %.0f/s", e.name, l.results[e.name].rps()))
 	}
-	return strings.Join(parts, ", ")
+	log.Printf("%-5s c=%-2d %s", op, concurrency, strings.Join(parts, ", "))
+	return l
 }
 
 func milliseconds(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -329,7 +350,9 @@ func waitRead(path string) {
 	fatalf("%s never answered", path)
 }
 
-func startVault(work, pluginDir string) *exec.Cmd {
+// startServer starts a dev server of binary, Vault or OpenBao, with the
+// plugin directory, and waits until it answers.
+func startServer(binary, work, pluginDir string) *exec.Cmd {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	check(err)
 	listen := l.Addr().String()
@@ -337,8 +360,8 @@ func startVault(work, pluginDir string) *exec.Cmd {
 	addr = "http://" + listen
 	config := filepath.Join(work, "dev.hcl")
 	check(os.WriteFile(config, []byte(fmt.Sprintf("plugin_directory = %q\n", pluginDir)), 0o600))
-	cmd := exec.Command(*vaultBinary, "server", "-dev", "-dev-root-token-id="+token, "-dev-listen-address="+listen, "-config="+config)
-	logFile, err := os.Create(filepath.Join(work, "server.log"))
+	cmd := exec.Command(binary, "server", "-dev", "-dev-root-token-id="+token, "-dev-listen-address="+listen, "-config="+config)
+	logFile, err := os.Create(filepath.Join(work, filepath.Base(binary)+".log"))
 	check(err)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -349,7 +372,7 @@ func startVault(work, pluginDir string) *exec.Cmd {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	fatalf("vault did not start")
+	fatalf("%s did not start", binary)
 	return nil
 }
 
@@ -382,19 +405,20 @@ func check(err error) {
 	}
 }
 
-// server is the Vault server under test; fatalf stops it, with its plugins,
+// server is the server under test; fatalf stops it, with its plugins,
 // before exiting.
 var server *exec.Cmd
 
-func stopVault() {
+func stopServer() {
 	if server != nil {
 		_ = syscall.Kill(-server.Process.Pid, syscall.SIGKILL)
 		_ = server.Wait()
+		server = nil
 	}
 }
 
 func fatalf(format string, args ...interface{}) {
-	stopVault()
+	stopServer()
 	log.Fatalf(format, args...)
 }
 

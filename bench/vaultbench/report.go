@@ -30,6 +30,10 @@ type report struct {
 	scaleListRSS      int
 	bigWrite, bigRead []float64
 	bigBytes          int
+	// openbao holds the reads and writes of reference and floor through
+	// OpenBao, measured after Vault's server stopped.
+	openbao        []load
+	openbaoVersion string
 }
 
 func (r *report) resources(pluginDir string) {
@@ -201,6 +205,7 @@ func (r *report) write() {
 	p("- **Reads against the floor.** One call from Vault and one storage call back, as for the floor; the answer also carries the version and its times. At concurrency 8 a read cost %s, against %s for the floor. The ratio moves with the machine from run to run (%s here, by concurrency): the client, Vault and the plugins share %d cores, and a round is %v.", cpu("read", "reference"), cpu("read", "floor"), ratios("read", "floor"), runtime.NumCPU(), *roundTime)
 	p("- **Small reads in process against KV version 1.** KV version 1 declares no fields and returns the stored body as it is. The plugin declares `name`, `data` and `cas` so that help, the OpenAPI document and its checks exist; the SDK's framework converts every declared field with reflection (mapstructure) on every request, and a read decodes the entry to answer its version and times. Updates in process are level with KV version 1, since the cache spares them the read of the current version.")
 	p("- **Every engine against the built-in KV.** Each request to an external plugin crosses a gRPC connection, and each storage call crosses it back; the built-in engine does neither. The SDK's framework also asks Vault, before a request to a path declared with `Operations`, for the replication state and, before a write, whether the mount is local: each a further round trip, which the plugin answers from memory (`cachedSystemView` in `backend.go`). The floor declares `Callbacks`, which skip both questions.")
+	r.writeOpenBao(p)
 	p("")
 	p("## Resources")
 	p("")
@@ -249,10 +254,31 @@ func (r *report) write() {
 	p("make bench")
 	p("```")
 	p("")
-	p("It builds the plugins and (once) Vault, runs the in-process benchmarks, then the server benchmarks, and rewrites this file and `bench/throughput.svg`. Close other work first: the figures are only as quiet as the machine.")
+	p("It builds the plugins and (once) Vault, installs OpenBao (once), runs the in-process benchmarks, then the server benchmarks, and rewrites this file and `bench/throughput.svg`. Close other work first: the figures are only as quiet as the machine.")
 	check(os.WriteFile(*out, []byte(b.String()), 0o644))
 	check(os.WriteFile(*chart, []byte(r.svg()), 0o644))
 	fmt.Print(b.String())
+}
+
+// writeOpenBao sets the reference's reads and writes against the floor through
+// OpenBao beside the same loads through Vault, from this same run.
+func (r *report) writeOpenBao(p func(string, ...interface{})) {
+	if len(r.openbao) == 0 {
+		return
+	}
+	p("")
+	p("## Through OpenBao")
+	p("")
+	p("The same plugin binary (one SHA-256) and the floor, through an OpenBao dev server (%s) started once Vault's had stopped, driven as above: %v per turn, %d alternating rounds. Vault's columns repeat its figures from the table above, measured in this same run.", r.openbaoVersion, *roundTime, *rounds)
+	p("")
+	p("| op | conc. | Vault: reference req/s | floor req/s | reference ÷ floor | OpenBao: reference req/s | floor req/s | reference ÷ floor |")
+	p("|---|---|---|---|---|---|---|---|")
+	for _, o := range r.openbao {
+		v := r.load(o.op, o.concurrency)
+		p("| %s | %d | %.0f | %.0f | %.2f× | %.0f | %.0f | %.2f× |", o.op, o.concurrency,
+			v.results["reference"].rps(), v.results["floor"].rps(), median(v.ratios["floor"]),
+			o.results["reference"].rps(), o.results["floor"].rps(), median(o.ratios["floor"]))
+	}
 }
 
 type target struct {
