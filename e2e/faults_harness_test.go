@@ -169,17 +169,38 @@ func (d disturbances) windows() []window {
 // twice: a request in flight when the plugin process serving it exits is
 // sent once more, to a new process. o was in flight from its call until it
 // could last take effect; an exit happened between when the process was
-// last seen and when it was seen gone.
+// last seen and when it was seen gone. Only the active node's plugin runs a
+// write: on a cluster whose standbys run plugins of their own, to answer
+// reads, the exit of one that was a standby all along sends nothing again.
 func (d disturbances) resentByVault(o op) bool {
 	if o.in.Kind != opWrite && o.in.Kind != opCAS {
 		return false
 	}
 	for _, e := range d.exits {
-		if o.call <= e.gone && openUntil(o, o.ret+pendingFor) >= e.alive {
+		if o.call <= e.gone && openUntil(o, o.ret+pendingFor) >= e.alive &&
+			(!d.standbyReads || d.mayHaveBeenActive(e.node, o.call, e.gone)) {
 			return true
 		}
 	}
 	return false
+}
+
+// mayHaveBeenActive tells whether n may have been the active node at some
+// moment from from to to: it said so at the last look before, at a look in
+// between, or at the first look after; with no look after, it may have.
+func (d disturbances) mayHaveBeenActive(n *node, from, to time.Duration) bool {
+	last := false
+	for _, a := range d.actives {
+		switch {
+		case a.at <= from:
+			last = a.node == n
+		case a.node == n:
+			return true
+		case a.at >= to:
+			return last
+		}
+	}
+	return true
 }
 
 // answeredAfterPause tells whether o is a read answered by a node that had

@@ -44,6 +44,12 @@ func TestModel_AcceptsTheAPIAndRefusesWhatItForbids(t *testing.T) {
 	// A plugin process exited between 0 and 100 ms: Vault may have sent the
 	// writes in flight then once more.
 	exited := disturbances{exits: []pluginExit{{node: modelNode, alive: ms(0), gone: ms(100)}}}
+	// On a cluster whose standbys run plugins to answer reads, only the
+	// active node's plugin runs writes: node1 was active throughout.
+	standbyReads := func(exitOn *node) disturbances {
+		return disturbances{exits: []pluginExit{{node: exitOn, alive: ms(0), gone: ms(100)}},
+			actives: []activeSeen{{at: ms(0), node: modelNode}, {at: ms(150), node: modelNode}}, standbyReads: true}
+	}
 	for _, tc := range []struct {
 		name    string
 		history []op
@@ -81,6 +87,10 @@ func TestModel_AcceptsTheAPIAndRefusesWhatItForbids(t *testing.T) {
 			at(0, 1, write("a"), answer(outAmbiguous)), at(2, 3, read, answer(outAbsent))}, disturbances{}, porcupine.Ok},
 		{"a write applied twice while a plugin process exited", []op{
 			at(0, 1, write("a"), ok(1, "")), at(2, 3, write("b"), ok(3, "")), at(4, 5, read, ok(3, "b"))}, exited, porcupine.Ok},
+		{"a write applied twice while the active node's plugin process exited, standbys serving reads", []op{
+			at(0, 1, write("a"), ok(1, "")), at(2, 3, write("b"), ok(3, ""))}, standbyReads(modelNode), porcupine.Ok},
+		{"a write applied twice while only a standby's plugin process exited", []op{
+			at(0, 1, write("a"), ok(1, "")), at(2, 3, write("b"), ok(3, ""))}, standbyReads(&node{id: "node2"}), porcupine.Illegal},
 		{"a write applied twice, sent after the exit was seen", []op{
 			at(0, 1, write("a"), ok(1, "")), at(200, 201, write("b"), ok(3, ""))}, exited, porcupine.Illegal},
 		{"a write sent twice, a cas between its two sends", []op{
