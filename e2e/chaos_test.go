@@ -121,7 +121,7 @@ func chaos(t *testing.T, c *cluster, seed int64, duration time.Duration) checked
 // no handler for route" within one fault, until it has set the mount up
 // after it started, rejoined or changed role. An OpenBao standby that
 // serves reads says it after secrets enable (servingWithin); after faults,
-// 21 of them in the runs here, with each node asked about 35 times a
+// 16 of them in the runs here, with each node asked about 35 times a
 // second, none said it at all.
 const noHandlerWithin = 2 * time.Second
 
