@@ -179,7 +179,7 @@ func mustConverge(t *testing.T, c *cluster) {
 	a := c.active()
 	must(t, a, http.StatusNoContent, "POST", mount+"/config", map[string]interface{}{"max_secret_bytes": written})
 	defer must(t, a, http.StatusNoContent, "POST", mount+"/config", map[string]interface{}{"max_secret_bytes": was})
-	wrote := time.Now()
+	wrote, converged := time.Now(), true
 	for _, n := range c.nodes {
 		var last string
 		if poll(convergeWithin-time.Since(wrote), func() (bool, string) {
@@ -187,11 +187,13 @@ func mustConverge(t *testing.T, c *cluster) {
 			last = fmt.Sprint(r, err)
 			return err == nil && r.data()["max_secret_bytes"] == float64(written), last
 		}) != nil {
-			t.Errorf("%s does not read, %v after it, the config written through %s: %s", n.id, convergeWithin, a.id, last)
+			t.Errorf("%s does not read the config written through %s, %v after the write: %s", n.id, a.id, convergeWithin, last)
+			converged = false
 		}
 	}
-	t.Logf("every node was asked for the config written through the active node until it read it, for %v",
-		time.Since(wrote).Round(time.Millisecond))
+	if converged {
+		t.Logf("every node read the config written through the active node within %v", time.Since(wrote).Round(time.Millisecond))
+	}
 }
 
 // injectFaults injects each kind of fault once, in an order drawn from rng,
