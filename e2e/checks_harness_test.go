@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/anishathalye/porcupine"
@@ -389,6 +390,27 @@ func unanswered(history []op, w window) int {
 		}
 	}
 	return n
+}
+
+// noHandlerStretches returns, for each node that answered "no handler for
+// route" to a request that overlapped window w, how long it did: from the
+// call of its first such answer to the return of its last.
+func noHandlerStretches(history []op, w window) map[*node]time.Duration {
+	first, last := map[*node]time.Duration{}, map[*node]time.Duration{}
+	for _, o := range history {
+		if o.ret < w.from || o.call > w.to || !strings.Contains(o.answer, "no handler for route") {
+			continue
+		}
+		if at, seen := first[o.node]; !seen || o.call < at {
+			first[o.node] = o.call
+		}
+		last[o.node] = max(last[o.node], o.ret)
+	}
+	stretches := map[*node]time.Duration{}
+	for n, from := range first {
+		stretches[n] = last[n] - from
+	}
+	return stretches
 }
 
 // longestOutage is the longest time within w in which no client got a

@@ -196,6 +196,26 @@ func TestProgress_NamesFailuresOutsideTheWindowsAndRatesQuietPeriods(t *testing.
 	}
 }
 
+// A node's "no handler for route" stretch runs from the call of its first
+// such answer in a fault's window to the return of its last, node by node,
+// and leaves out answers outside the window.
+func TestProgress_TimesEachNodesNoHandlerStretchInAWindow(t *testing.T) {
+	other := &node{id: "node2"}
+	noHandler := func(n *node, from, to int) op {
+		o := at(from, to, read, answer(outRefused))
+		o.node, o.answer = n, `404 no handler for route "ref/secrets/x". route entry not found.`
+		return o
+	}
+	history := []op{
+		noHandler(modelNode, 100, 150), at(200, 250, read, ok(1, "a")), noHandler(modelNode, 2900, 3100),
+		noHandler(other, 500, 520), noHandler(other, 5000, 5010),
+	}
+	got := noHandlerStretches(history, window{from: ms(0), to: ms(4000)})
+	if len(got) != 2 || got[modelNode] != ms(3000) || got[other] != ms(20) {
+		t.Fatalf("stretches %v, want node1 3s and node2 20ms", got)
+	}
+}
+
 // On a cluster whose standbys answer reads, a standby's read and its 403 to
 // a create-only write may reflect an older state, never one that never was.
 func TestModel_HoldsStandbyAnswersToTheWeakerRule(t *testing.T) {

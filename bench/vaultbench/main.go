@@ -110,8 +110,12 @@ func main() {
 	if *openbaoBinary != "" {
 		stopServer()
 		server = startServer(*openbaoBinary, work, pluginDir)
-		version, _ := exec.Command(*openbaoBinary, "version").Output()
-		report.openbaoVersion = strings.Join(strings.Fields(string(version))[:2], " ")
+		version, err := exec.Command(*openbaoBinary, "version").Output()
+		fields := strings.Fields(string(version))
+		if err != nil || len(fields) < 2 {
+			fatalf("%s version: %v %q", *openbaoBinary, err, version)
+		}
+		report.openbaoVersion = strings.Join(fields[:2], " ") // "OpenBao vX.Y.Z", without the commit
 		mountEngines(engines[:2], pluginDir)
 		for _, op := range []string{"read", "write"} {
 			for _, c := range []int{1, 8, 32} {
