@@ -279,9 +279,10 @@ func reportCheck(t *testing.T, seed int64, res checked) {
 	if res.result == porcupine.Unknown {
 		t.Errorf("CHAOS_SEED=%d: %s for %v", seed, timedOutMarker, res.undecided)
 	}
-	t.Logf("%d operations checked in %v: %s; %d writes in flight when a plugin process exited were sent twice; "+
-		"%d answers of a resumed node or a standby were held to the weaker rule, %d of them stale reads",
-		res.operations, res.checkerTook.Round(time.Millisecond), res.result, res.sentTwice, len(res.setAside), len(res.stale))
+	t.Logf("%d operations checked in %v: %s; may have applied twice: %d writes in flight when a plugin process exited, "+
+		"%d through a standby while the active node changed; %d answers of a resumed node or a standby were held to "+
+		"the weaker rule, %d of them stale reads", res.operations, res.checkerTook.Round(time.Millisecond), res.result,
+		res.sentTwice, res.redirected, len(res.setAside), len(res.stale))
 }
 
 // mustRecoverWithin fails the test for a fault in which no client got a

@@ -64,13 +64,15 @@ type checked struct {
 	impossible  []op // set-aside reads that returned what was never there
 	unexpected  []op
 	sentTwice   int  // writes in flight when a plugin process exited, which may have applied twice
+	redirected  int  // writes in flight through a standby while the active node changed, likewise
 	history     []op // what was checked, kept for versionsBehind
 	checkerTook time.Duration
 }
 
 // checkHistory checks the recorded operations: each write in flight on a
-// Vault whose plugin process exited gets a twin, its first send, which may
-// have applied at any moment before the write's answer; the reads a resumed
+// Vault whose plugin process exited, or through a standby while the active
+// node changed, gets a twin, its first send, which may have applied at any
+// moment before the write's answer; the reads a resumed
 // node answered right after its SIGCONT are held to impossibleStaleRead;
 // everything else must be linearizable. A secret whose history is not gets
 // porcupine's visualisation, with the faults annotated, in a file under dir.
@@ -84,9 +86,11 @@ func checkHistory(history []op, d disturbances, end time.Duration, dir, name str
 		case o.out.Outcome == outRefused, o.in.Kind == opRead && o.out.Outcome == outAmbiguous:
 			// Nothing reached Vault, or nothing came back: no effect to check.
 		default:
-			if d.resentByVault(o) {
+			resent, redirected := d.resentByVault(o), d.resentAcrossFailover(o)
+			if resent || redirected {
 				o.in.SentTwice = true
-				res.sentTwice++
+				res.sentTwice += boolInt(resent)
+				res.redirected += boolInt(redirected && !resent)
 				first := o
 				first.out, first.ret = opOutput{Outcome: outFirstSend}, openUntil(o, end)
 				kept = append(kept, first)

@@ -185,6 +185,33 @@ func (d disturbances) resentByVault(o op) bool {
 	return false
 }
 
+// resentAcrossFailover tells whether write o may have been applied twice
+// because the active node changed while it was in flight through a standby.
+// A standby forwards a write to the active node; when forwarding fails (the
+// active node stopped or lost its leadership after it had applied the write),
+// it falls back to a 307 redirect to the node it now knows as active, and the
+// client, as Vault's own does, sends the write again there. So: o went to a
+// node other than the one last seen active when o was sent, and another node
+// was seen active before o returned, or within seenLate after, the watcher's
+// lag.
+func (d disturbances) resentAcrossFailover(o op) bool {
+	if o.in.Kind != opWrite && o.in.Kind != opCAS {
+		return false
+	}
+	var activeAtCall *node
+	for _, a := range d.actives {
+		switch {
+		case a.at <= o.call:
+			activeAtCall = a.node
+		case a.at > o.ret+seenLate:
+			return false
+		case activeAtCall != nil && a.node != activeAtCall:
+			return activeAtCall != o.node
+		}
+	}
+	return false
+}
+
 // mayHaveBeenActive tells whether n may have been the active node at some
 // moment from from to to: it said so at the last look before, at a look in
 // between, or at the first look after; with no look after, it may have.

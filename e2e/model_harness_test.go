@@ -52,9 +52,11 @@ type opInput struct {
 	// Sender is the recorder's client that sent it, for the progress check;
 	// the racer's bursts are negative.
 	Sender int
-	// SentTwice marks a write in flight when a plugin process exited: Vault
-	// then sends it to a new process once more. The check gives it a twin,
-	// its first send, which may or may not have applied before the second.
+	// SentTwice marks a write that may have been sent twice: in flight when
+	// a plugin process exited (Vault sends it to a new process once more), or
+	// through a standby while the active node changed (the standby redirects
+	// it to the new one). The check gives it a twin, its first send, which
+	// may or may not have applied before the second.
 	SentTwice bool
 }
 

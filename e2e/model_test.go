@@ -132,6 +132,42 @@ func TestModel_AcceptsTheAPIAndRefusesWhatItForbids(t *testing.T) {
 	}
 }
 
+// A write through a standby may land twice when the active node changes
+// while it is in flight: once through the old active node, once more where
+// the standby redirects it. Not through the node active when it was sent, nor
+// without a change of active node.
+func TestModel_AdmitsAWriteSentTwiceAcrossAFailoverOnlyThroughAStandby(t *testing.T) {
+	standby, next := &node{id: "node3"}, &node{id: "node2"}
+	failover := disturbances{actives: []activeSeen{{at: ms(0), node: modelNode}, {at: ms(50), node: next}}}
+	noFailover := disturbances{actives: []activeSeen{{at: ms(0), node: modelNode}, {at: ms(50), node: modelNode}}}
+	twice := func(via *node) []op {
+		h := []op{at(0, 1, write("a"), ok(1, "")), at(2, 60, write("b"), ok(3, "")),
+			at(30, 40, cas(1, "c"), opOutput{Outcome: outMismatch, Version: 2}), at(70, 71, read, ok(3, "b"))}
+		h[1].node = via
+		return h
+	}
+	for _, tc := range []struct {
+		name string
+		via  *node
+		d    disturbances
+		want porcupine.CheckResult
+	}{
+		{"through a standby, the active node changed", standby, failover, porcupine.Ok},
+		{"through the node active when it was sent", modelNode, failover, porcupine.Illegal},
+		{"through a standby, no change of active node", standby, noFailover, porcupine.Illegal},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := checkHistory(twice(tc.via), tc.d, ms(1000), t.TempDir(), "failover")
+			if res.result != tc.want {
+				t.Fatalf("got %s, want %s", res.result, tc.want)
+			}
+			if admitted := boolInt(tc.want == porcupine.Ok); res.redirected != admitted {
+				t.Fatalf("counted %d writes sent twice across a failover, want %d", res.redirected, admitted)
+			}
+		})
+	}
+}
+
 // A refused history is reported with the operations that break it.
 func TestModel_ViolationNamesTheOperations(t *testing.T) {
 	res := checkHistory([]op{at(0, 1, write("a"), ok(1, "")), at(2, 3, del, ok(0, "")), at(4, 5, read, ok(1, "a"))},
