@@ -32,7 +32,7 @@ CHAOS_DURATION ?= 10m
 CHAOS_TIMEOUT  ?= 60m
 
 # make mutants: MUTANT_RUNS runs of each suite against each planted bug;
-# MUTANTS=name,name plants only those (e2e/mutants/main.go holds the table).
+# MUTANTS=name,name plants only those (e2e/mutants/mutations.go holds the table).
 MUTANT_RUNS ?= 1
 MUTANTS     ?=
 
@@ -48,8 +48,9 @@ sha256: build ## print the SHA-256 that vault plugin register -sha256 needs
 
 test: lint-workflows unit e2e ## actionlint, vet, unit tests with the race detector, then the tests against a real Vault
 
-unit: vet ## vet, then the unit tests with the race detector
+unit: vet ## vet, then the unit tests with the race detector, and the e2e model's and checks' own
 	go test -race -count=1 ./...
+	cd e2e && go test -count=1 ./api/... ./harness/... ./mutants/...
 
 e2e: e2e-vault e2e-openbao ## tests against real servers: Vault, then OpenBao
 

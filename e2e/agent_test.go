@@ -9,20 +9,22 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/harness/cluster"
 )
 
 // TestAgent_TemplateRendersAndFollowsWrites runs Vault Agent, the way
 // applications get static secrets: auto-auth from a token file, a template
 // that reads a secret of the plugin, re-rendered on a short interval.
 func TestAgent_TemplateRendersAndFollowsWrites(t *testing.T) {
-	dev.enable(t, "agent", oldVersion)
-	must(t, dev, http.StatusOK, "POST", "agent/secrets/app", secretBody("username", "app", "password", "first-password"))
+	enable(t, dev, "agent", oldVersion)
+	cluster.Must(t, dev, http.StatusOK, "POST", "agent/secrets/app", secretBody("username", "app", "password", "first-password"))
 	const interval = time.Second
 	agent := startAgent(t, agentToken(t), interval)
 	first := agent.waitRendered(t, "first-password", 30*time.Second)
 	t.Logf("agent started and rendered the secret in %s", first.Round(time.Millisecond))
 
-	must(t, dev, http.StatusOK, "POST", "agent/secrets/app", secretBody("username", "app", "password", "second-password"))
+	cluster.Must(t, dev, http.StatusOK, "POST", "agent/secrets/app", secretBody("username", "app", "password", "second-password"))
 	// A secret without a lease is read again every interval.
 	changed := agent.waitRendered(t, "second-password", 3*interval+2*time.Second)
 	t.Logf("the rendered file followed a new write in %s (static_secret_render_interval %s)", changed.Round(time.Millisecond), interval)
@@ -32,19 +34,19 @@ func TestAgent_TemplateRendersAndFollowsWrites(t *testing.T) {
 // the default policy, look itself up, which auto-auth does.
 func agentToken(t *testing.T) string {
 	t.Helper()
-	must(t, dev, http.StatusNoContent, "PUT", "sys/policies/acl/agent-app", map[string]interface{}{
+	cluster.Must(t, dev, http.StatusNoContent, "PUT", "sys/policies/acl/agent-app", map[string]any{
 		"policy": `path "agent/secrets/app" { capabilities = ["read"] }`,
 	})
-	t.Cleanup(func() { send(dev.addr(), dev.token, "DELETE", "sys/policies/acl/agent-app", nil) })
-	return must(t, dev, http.StatusOK, "POST", "auth/token/create", map[string]interface{}{
+	t.Cleanup(func() { cluster.Send(dev.Addr(), dev.Token, "DELETE", "sys/policies/acl/agent-app", nil) })
+	return cluster.Must(t, dev, http.StatusOK, "POST", "auth/token/create", map[string]any{
 		"policies": []string{"agent-app"}, "ttl": "10m",
-	}).body["auth"].(map[string]interface{})["client_token"].(string)
+	}).Body["auth"].(map[string]any)["client_token"].(string)
 }
 
 // agent is a running Vault Agent and the file its template renders.
 type agent struct {
 	rendered string
-	log      *lockedBuffer
+	log      *cluster.LockedBuffer
 	exited   chan struct{}
 }
 
@@ -55,7 +57,7 @@ func startAgent(t *testing.T, token string, interval time.Duration) *agent {
 	t.Helper()
 	dir := t.TempDir()
 	tokenFile, config := filepath.Join(dir, "token"), filepath.Join(dir, "agent.hcl")
-	a := &agent{rendered: filepath.Join(dir, "password.txt"), log: &lockedBuffer{}, exited: make(chan struct{})}
+	a := &agent{rendered: filepath.Join(dir, "password.txt"), log: &cluster.LockedBuffer{}, exited: make(chan struct{})}
 	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -77,12 +79,12 @@ template {
   contents    = "{{ with secret \"agent/secrets/app\" }}{{ .Data.data.password }}{{ end }}"
   destination = %q
 }
-`, dev.addr(), tokenFile, interval, a.rendered)
+`, dev.Addr(), tokenFile, interval, a.rendered)
 	if err := os.WriteFile(config, []byte(agentConfig), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
-	cmd := exec.Command(serverBinary, "agent", "-config="+config)
+	cmd := exec.Command(cluster.Binary, "agent", "-config="+config)
 	cmd.Stdout, cmd.Stderr = a.log, a.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -101,7 +103,7 @@ template {
 func (a *agent) waitRendered(t *testing.T, want string, within time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
-	waitFor(t, within, fmt.Sprintf("the rendered file to hold %q", want), func() (bool, string) {
+	cluster.WaitFor(t, within, fmt.Sprintf("the rendered file to hold %q", want), func() (bool, string) {
 		select {
 		case <-a.exited:
 			t.Fatalf("vault agent exited:\n%s", a.log.String())

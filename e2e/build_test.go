@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/harness/cluster"
 )
 
 // TestBuild_IsReproducible builds the plugin as users get the source: a git
@@ -13,11 +15,11 @@ import (
 // of a cluster must hold a binary matching the one -sha256 registered.
 func TestBuild_IsReproducible(t *testing.T) {
 	clone := filepath.Join(t.TempDir(), "clone")
-	if out, err := runCommand(time.Minute, "git", "clone", "-q", "..", clone); err != nil {
+	if out, err := cluster.RunCommand(time.Minute, "git", "clone", "-q", "..", clone); err != nil {
 		t.Fatalf("git clone: %v\n%s", err, out)
 	}
 	tarball := t.TempDir()
-	if out, err := runCommand(time.Minute, "sh", "-c", `git -C "$0" archive HEAD | tar -C "$1" -xf -`, clone, tarball); err != nil {
+	if out, err := cluster.RunCommand(time.Minute, "sh", "-c", `git -C "$0" archive HEAD | tar -C "$1" -xf -`, clone, tarball); err != nil {
 		t.Fatalf("copying the source: %v\n%s", err, out)
 	}
 
@@ -40,7 +42,7 @@ func TestBuild_IsReproducible(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(pluginSource(), ".git")); err != nil {
 		copyFiles = `tar -C "$0" -cf - . | tar -C "$1" -xf -`
 	}
-	if out, err := runCommand(time.Minute, "sh", "-c", copyFiles, pluginSource(), files); err != nil {
+	if out, err := cluster.RunCommand(time.Minute, "sh", "-c", copyFiles, pluginSource(), files); err != nil {
 		t.Fatalf("copying the checkout's files: %v\n%s", err, out)
 	}
 	got, err := buildPluginFrom(files, oldVersion, filepath.Join(t.TempDir(), pluginName))

@@ -16,6 +16,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/api/model"
+	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/api/traffic"
+	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/harness/checks"
+	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/harness/cluster"
+	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/harness/faults"
+	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/harness/recorder"
 )
 
 // The cluster tests run the plugin where production runs it: a 3-node raft
@@ -25,11 +32,11 @@ import (
 // sharedCluster leave it as they found it.
 
 func TestCluster_RegisteredOnceServesThroughEveryNode(t *testing.T) {
-	c := sharedCluster(t)
-	active := c.active()
-	standbys := c.standbys()
+	c := cluster.Shared(t)
+	active := c.Active()
+	standbys := c.Standbys()
 	path := mount + "/secrets/team/app"
-	must(t, active, http.StatusNoContent, "DELETE", path, nil)
+	cluster.Must(t, active, http.StatusNoContent, "DELETE", path, nil)
 
 	// A standby forwards a request to the active node over the cluster port,
 	// or, when it cannot, redirects the client there with a 307.
@@ -38,28 +45,28 @@ func TestCluster_RegisteredOnceServesThroughEveryNode(t *testing.T) {
 		redirected.Store(req.URL.Host)
 		return nil
 	}}
-	r, err := sendWith(client, standbys[0].addr(), c.token, "POST", path, secretBody("password", "via-standby"))
-	if err != nil || r.status != http.StatusOK || r.data()["version"] != float64(1) {
-		t.Fatalf("write via standby %s: %s %v", standbys[0].id, r, err)
+	r, err := cluster.SendWith(client, standbys[0].Addr(), c.Token, "POST", path, secretBody("password", "via-standby"))
+	if err != nil || r.Status != http.StatusOK || r.Data()["version"] != float64(1) {
+		t.Fatalf("write via standby %s: %s %v", standbys[0].ID, r, err)
 	}
 	how := "forwarded by the standby"
 	if host, ok := redirected.Load().(string); ok {
 		how = "redirected to " + host
 	}
-	t.Logf("write via standby %s: %s (active is %s)", standbys[0].id, how, active.id)
+	t.Logf("write via standby %s: %s (active is %s)", standbys[0].ID, how, active.ID)
 
-	r = must(t, standbys[1], http.StatusOK, "GET", path, nil)
-	if got := r.data()["data"].(map[string]interface{})["password"]; got != "via-standby" || r.data()["version"] != float64(1) {
-		t.Fatalf("read via standby %s: %s", standbys[1].id, r)
+	r = cluster.Must(t, standbys[1], http.StatusOK, "GET", path, nil)
+	if got := r.Data()["data"].(map[string]any)["password"]; got != "via-standby" || r.Data()["version"] != float64(1) {
+		t.Fatalf("read via standby %s: %s", standbys[1].ID, r)
 	}
-	if keys := must(t, active, http.StatusOK, "LIST", mount+"/secrets/team/", nil).data()["keys"]; fmt.Sprint(keys) != "[app]" {
+	if keys := cluster.Must(t, active, http.StatusOK, "LIST", mount+"/secrets/team/", nil).Data()["keys"]; fmt.Sprint(keys) != "[app]" {
 		t.Fatalf("list via the active node: %v", keys)
 	}
 	// Only the active node runs the plugin; a standby has no process to serve from.
-	for _, n := range c.nodes {
-		running := len(processesUnder(n.pluginDir))
+	for _, n := range c.Nodes {
+		running := len(cluster.ProcessesUnder(n.PluginDir))
 		if (n == active) != (running > 0) {
-			t.Errorf("%s (active: %v) runs %d plugin processes", n.id, n == active, running)
+			t.Errorf("%s (active: %v) runs %d plugin processes", n.ID, n == active, running)
 		}
 	}
 	t.Logf("median read: %v via the active node, %v via a standby",
@@ -68,12 +75,12 @@ func TestCluster_RegisteredOnceServesThroughEveryNode(t *testing.T) {
 
 // medianRead is the median time of 31 reads of path: what a read through
 // at costs, with one slow read not counted.
-func medianRead(t *testing.T, at endpoint, path string) time.Duration {
+func medianRead(t *testing.T, at cluster.Endpoint, path string) time.Duration {
 	t.Helper()
 	took := make([]time.Duration, 31)
 	for i := range took {
 		began := time.Now()
-		must(t, at, http.StatusOK, "GET", path, nil)
+		cluster.Must(t, at, http.StatusOK, "GET", path, nil)
 		took[i] = time.Since(began)
 	}
 	slices.Sort(took)
@@ -81,50 +88,46 @@ func medianRead(t *testing.T, at endpoint, path string) time.Duration {
 }
 
 func TestCluster_FailoverUnderLoadIsLinearizable(t *testing.T) {
-	c := sharedCluster(t)
+	c := cluster.Shared(t)
 	paths := []string{mount + "/secrets/failover/a", mount + "/secrets/failover/b"}
 	for _, p := range paths {
-		must(t, c.active(), http.StatusNoContent, "DELETE", p, nil)
+		cluster.Must(t, c.Active(), http.StatusNoContent, "DELETE", p, nil)
 	}
 	// Clients of a cluster spread over its nodes, and do not retry here:
 	// every answer counts.
-	rec := newRecorder(c, paths)
-	watch := startWatcher(c, rec.now)
-	rec.start(time.Now().UnixNano(), clientSpec{}, clientSpec{}, clientSpec{}, clientSpec{})
-	defer rec.stop()
+	tr := traffic.New(c, paths)
+	rec := recorder.New(c, tr)
+	watch := faults.Watch(c, rec.Now)
+	rec.Start(time.Now().UnixNano(), recorder.Spec{Client: tr.Client()}, recorder.Spec{Client: tr.Client()},
+		recorder.Spec{Client: tr.Client()}, recorder.Spec{Client: tr.Client()})
+	defer rec.Stop()
 	time.Sleep(time.Second)
-	var faults []fault
+	var injected []faults.Fault
 	for i := 0; i < 2; i++ {
-		f := c.inject(faultKillActive, nil, rec.now)
-		faults = append(faults, f)
-		t.Logf("%s: %s, recovered after %v", f, f.detail, (f.end - f.start).Round(time.Millisecond))
+		f := faults.Inject(c, faults.KillActive, nil, rec.Now)
+		injected = append(injected, f)
+		t.Logf("%s: %s, recovered after %v", f, f.Detail, (f.End - f.Start).Round(time.Millisecond))
 		time.Sleep(500 * time.Millisecond)
 	}
-	rec.stop()
-	d := watch.disturbances(faults)
+	rec.Stop()
+	d := watch.Disturbances(injected)
 	res := mustBeLinearizable(t, rec, d)
 
-	history := rec.history()
-	for _, o := range checkProgress(history, d.windows(), 0, rec.now()).failures {
-		t.Errorf("no definite answer outside the failovers: %s", o)
+	history := rec.History()
+	for _, o := range checks.CheckProgress(history, d.Windows(), 0, rec.Now()).Failures {
+		t.Errorf("no definite answer outside the failovers, want one: %s", o)
 	}
 	seen := map[string]int{}
 	for _, o := range history {
-		if o.out.Outcome == outAmbiguous || o.out.Outcome == outRefused {
-			seen[o.answer]++
-			if !failoverAnswers.MatchString(o.answer) {
-				t.Errorf("a client saw what the README does not list: %s", o)
+		if failed(o) {
+			seen[o.Answer]++
+			if !failoverAnswers.MatchString(o.Answer) {
+				t.Errorf("a client saw what the docs do not list, want one of %s: %s", failoverAnswers, o)
 			}
 		}
 	}
-	for _, f := range faults {
-		if gap := longestOutage(history, f.window()); gap > outageBound[f.kind] {
-			t.Errorf("%s: no answer from the plugin for %v, more than %v", f, gap, outageBound[f.kind])
-		} else {
-			t.Logf("%s: the longest time without an answer from the plugin: %v", f, gap.Round(time.Millisecond))
-		}
-	}
-	t.Logf("%d operations, linearizable; clients saw instead of an answer: %v", res.operations, seen)
+	checks.MustRecoverWithin(t, history, injected)
+	t.Logf("%d operations, linearizable; clients saw instead of an answer: %v", res.Operations, seen)
 }
 
 // failoverAnswers are what the README says clients see from a cluster whose
@@ -136,10 +139,10 @@ var failoverAnswers = regexp.MustCompile(`^(connection refused|connection refuse
 // operations the model refuses, unless it is linearizable and every answer
 // was one the API or Vault documents: what follows would build on a history
 // already wrong.
-func mustBeLinearizable(t *testing.T, rec *recorder, d disturbances) checked {
+func mustBeLinearizable(t *testing.T, rec *recorder.Recorder, d faults.Disturbances) checks.Checked {
 	t.Helper()
-	res := checkHistory(rec.history(), d, rec.now(), failureDir, strings.ReplaceAll(t.Name(), "/", "-"))
-	reportCheck(t, 0, res)
+	res := checks.History(model.Secrets{}, rec.History(), d, rec.Now(), cluster.FailureDir, strings.ReplaceAll(t.Name(), "/", "-"))
+	checks.MustBeLinearizable(t, 0, res)
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -150,58 +153,58 @@ func mustBeLinearizable(t *testing.T, rec *recorder, d disturbances) checked {
 const restoreWait = 10 * time.Second
 
 func TestCluster_SnapshotRestoreBringsBackTheSnapshotsState(t *testing.T) {
-	c := sharedCluster(t)
-	a := c.active()
+	c := cluster.Shared(t)
+	a := c.Active()
 	snap := mount + "/secrets/snap/"
-	t.Cleanup(func() { send(c.active().addr(), c.token, "DELETE", mount+"/config", nil) })
+	t.Cleanup(func() { cluster.Send(c.Active().Addr(), c.Token, "DELETE", mount+"/config", nil) })
 	writeBeforeSnapshot(t, a, snap)
 	snapshot := filepath.Join(t.TempDir(), "raft.snap")
-	a.srv.mustCLI(t, "operator", "raft", "snapshot", "save", snapshot)
+	a.Server.MustCLI(t, "operator", "raft", "snapshot", "save", snapshot)
 	changeAfterSnapshot(t, a, snap)
 
 	restoreUnderReads(t, c, a, snapshot, snap+"a")
 	expectSnapshotState(t, c, snap)
 	// Versions continue from the snapshot's, not from what came after it:
 	// a write without cas is allowed again, and a cas on 3 is what succeeds.
-	if v := must(t, a, http.StatusOK, "POST", snap+"a", secretBody("n", "4")).data()["version"]; v != float64(4) {
+	if v := cluster.Must(t, a, http.StatusOK, "POST", snap+"a", secretBody("n", "4")).Data()["version"]; v != float64(4) {
 		t.Fatalf("the first write after the restore made version %v, want 4", v)
 	}
-	must(t, a, http.StatusBadRequest, "POST", snap+"a", map[string]interface{}{"data": map[string]interface{}{"n": "x"}, "cas": 5})
-	if v := must(t, c.standbys()[0], http.StatusOK, "POST", snap+"a",
-		map[string]interface{}{"data": map[string]interface{}{"n": "5"}, "cas": 4}).data()["version"]; v != float64(5) {
+	cluster.Must(t, a, http.StatusBadRequest, "POST", snap+"a", map[string]any{"data": map[string]any{"n": "x"}, "cas": 5})
+	if v := cluster.Must(t, c.Standbys()[0], http.StatusOK, "POST", snap+"a",
+		map[string]any{"data": map[string]any{"n": "5"}, "cas": 4}).Data()["version"]; v != float64(5) {
 		t.Fatalf("cas=4 after the restore made version %v, want 5", v)
 	}
-	must(t, a, http.StatusOK, "POST", snap+"b", map[string]interface{}{"data": map[string]interface{}{"k": "new"}, "cas": 0})
+	cluster.Must(t, a, http.StatusOK, "POST", snap+"b", map[string]any{"data": map[string]any{"k": "new"}, "cas": 0})
 }
 
 // writeBeforeSnapshot leaves, under snap, a at version 3 and c, and a config
 // that allows writes without cas.
-func writeBeforeSnapshot(t *testing.T, a *node, snap string) {
+func writeBeforeSnapshot(t *testing.T, a *cluster.Node, snap string) {
 	t.Helper()
 	for _, name := range []string{"a", "b", "c"} {
-		must(t, a, http.StatusNoContent, "DELETE", snap+name, nil)
+		cluster.Must(t, a, http.StatusNoContent, "DELETE", snap+name, nil)
 	}
 	for i := 1; i <= 3; i++ {
-		must(t, a, http.StatusOK, "POST", snap+"a", secretBody("n", strconv.Itoa(i)))
+		cluster.Must(t, a, http.StatusOK, "POST", snap+"a", secretBody("n", strconv.Itoa(i)))
 	}
-	must(t, a, http.StatusOK, "POST", snap+"c", secretBody("k", "kept"))
-	must(t, a, http.StatusNoContent, "POST", mount+"/config", map[string]interface{}{"max_secret_bytes": 4096})
+	cluster.Must(t, a, http.StatusOK, "POST", snap+"c", secretBody("k", "kept"))
+	cluster.Must(t, a, http.StatusNoContent, "POST", mount+"/config", map[string]any{"max_secret_bytes": 4096})
 }
 
 // changeAfterSnapshot moves a on to version 5, writes b, deletes c, and makes
 // writes require cas. Each is read back, so that any cache holds it.
-func changeAfterSnapshot(t *testing.T, a *node, snap string) {
+func changeAfterSnapshot(t *testing.T, a *cluster.Node, snap string) {
 	t.Helper()
 	for i := 4; i <= 5; i++ {
-		must(t, a, http.StatusOK, "POST", snap+"a", secretBody("n", strconv.Itoa(i)))
+		cluster.Must(t, a, http.StatusOK, "POST", snap+"a", secretBody("n", strconv.Itoa(i)))
 	}
-	must(t, a, http.StatusOK, "POST", snap+"b", secretBody("k", "after"))
-	must(t, a, http.StatusNoContent, "DELETE", snap+"c", nil)
-	must(t, a, http.StatusNoContent, "POST", mount+"/config", map[string]interface{}{"cas_required": true, "max_secret_bytes": 8192})
-	if v := must(t, a, http.StatusOK, "GET", snap+"a", nil).data()["version"]; v != float64(5) {
+	cluster.Must(t, a, http.StatusOK, "POST", snap+"b", secretBody("k", "after"))
+	cluster.Must(t, a, http.StatusNoContent, "DELETE", snap+"c", nil)
+	cluster.Must(t, a, http.StatusNoContent, "POST", mount+"/config", map[string]any{"cas_required": true, "max_secret_bytes": 8192})
+	if v := cluster.Must(t, a, http.StatusOK, "GET", snap+"a", nil).Data()["version"]; v != float64(5) {
 		t.Fatalf("before the restore a is at version %v, want 5", v)
 	}
-	must(t, a, http.StatusOK, "GET", mount+"/config", nil)
+	cluster.Must(t, a, http.StatusOK, "GET", mount+"/config", nil)
 }
 
 // restoreUnderReads restores snapshot through the active node a while
@@ -209,31 +212,33 @@ func changeAfterSnapshot(t *testing.T, a *node, snap string) {
 // wait, and fails the test unless none failed, none waited past restoreWait
 // and a new plugin process serves. (A restore rewinds state by design: this
 // history is not checked.)
-func restoreUnderReads(t *testing.T, c *cluster, a *node, snapshot, path string) {
+func restoreUnderReads(t *testing.T, c *cluster.Cluster, a *cluster.Node, snapshot, path string) {
 	t.Helper()
-	rec := newRecorder(c, []string{path})
-	rec.readOnly, rec.callTimeout = true, 2*restoreWait
-	rec.start(0, clientSpec{pinned: c.nodes[0]}, clientSpec{pinned: c.nodes[1]}, clientSpec{pinned: c.nodes[2]})
-	defer rec.stop()
-	before := processesUnder(a.pluginDir)
+	tr := traffic.New(c, []string{path})
+	rec := recorder.New(c, tr)
+	rec.CallTimeout = 2 * restoreWait
+	rec.Start(0, recorder.Spec{Pinned: c.Nodes[0], Client: tr.Reader()}, recorder.Spec{Pinned: c.Nodes[1], Client: tr.Reader()},
+		recorder.Spec{Pinned: c.Nodes[2], Client: tr.Reader()})
+	defer rec.Stop()
+	before := cluster.ProcessesUnder(a.PluginDir)
 	began := time.Now()
-	a.srv.mustCLI(t, "operator", "raft", "snapshot", "restore", snapshot)
+	a.Server.MustCLI(t, "operator", "raft", "snapshot", "restore", snapshot)
 	restored := time.Since(began)
-	waitFor(t, 30*time.Second, "the snapshot's version of "+path, func() (bool, string) {
-		r, err := send(a.addr(), c.token, "GET", path, nil)
-		return err == nil && r.status == http.StatusOK && r.data()["version"] == float64(3), fmt.Sprint(r, err)
+	cluster.WaitFor(t, 30*time.Second, "the snapshot's version of "+path, func() (bool, string) {
+		r, err := cluster.Send(a.Addr(), c.Token, "GET", path, nil)
+		return err == nil && r.Status == http.StatusOK && r.Data()["version"] == float64(3), fmt.Sprint(r, err)
 	})
 	time.Sleep(500 * time.Millisecond)
-	rec.stop()
+	rec.Stop()
 	var slowest time.Duration
-	var failed []op
-	for _, o := range rec.history() {
-		slowest = max(slowest, o.ret-o.call)
-		if o.out.Outcome != outOK {
+	var failed []recorder.Op
+	for _, o := range rec.History() {
+		slowest = max(slowest, o.Return-o.Call)
+		if !o.Out.Acknowledged() {
 			failed = append(failed, o)
 		}
 	}
-	after := processesUnder(a.pluginDir)
+	after := cluster.ProcessesUnder(a.PluginDir)
 	replaced := len(before) > 0 && len(after) > 0
 	for pid := range after {
 		if _, old := before[pid]; old {
@@ -241,7 +246,7 @@ func restoreUnderReads(t *testing.T, c *cluster, a *node, snapshot, path string)
 		}
 	}
 	t.Logf("snapshot restore: the CLI returned after %v; %d reads, the slowest took %v; plugin processes before %v, after %v",
-		restored.Round(time.Millisecond), len(rec.history()), slowest.Round(time.Millisecond), before, after)
+		restored.Round(time.Millisecond), len(rec.History()), slowest.Round(time.Millisecond), before, after)
 	if len(failed) > 0 || slowest > restoreWait || !replaced {
 		t.Fatalf("during the restore %d reads failed %v; the slowest took %v (at most %v); a new plugin process: %v",
 			len(failed), failed, slowest, restoreWait, replaced)
@@ -250,64 +255,64 @@ func restoreUnderReads(t *testing.T, c *cluster, a *node, snapshot, path string)
 
 // expectSnapshotState fails the test unless every node reads, under snap,
 // what writeBeforeSnapshot left, and the config it wrote.
-func expectSnapshotState(t *testing.T, c *cluster, snap string) {
+func expectSnapshotState(t *testing.T, c *cluster.Cluster, snap string) {
 	t.Helper()
-	for _, n := range c.nodes {
-		r := must(t, n, http.StatusOK, "GET", snap+"a", nil)
-		if r.data()["version"] != float64(3) || r.data()["data"].(map[string]interface{})["n"] != "3" {
-			t.Fatalf("after the restore a reads %s via %s, want the snapshot's version 3", r, n.id)
+	for _, n := range c.Nodes {
+		r := cluster.Must(t, n, http.StatusOK, "GET", snap+"a", nil)
+		if r.Data()["version"] != float64(3) || r.Data()["data"].(map[string]any)["n"] != "3" {
+			t.Fatalf("after the restore a reads %s via %s, want the snapshot's version 3", r, n.ID)
 		}
-		must(t, n, http.StatusNotFound, "GET", snap+"b", nil)
-		must(t, n, http.StatusOK, "GET", snap+"c", nil)
-		if keys := must(t, n, http.StatusOK, "LIST", snap, nil).data()["keys"]; fmt.Sprint(keys) != "[a c]" {
-			t.Fatalf("after the restore snap/ lists %v via %s", keys, n.id)
+		cluster.Must(t, n, http.StatusNotFound, "GET", snap+"b", nil)
+		cluster.Must(t, n, http.StatusOK, "GET", snap+"c", nil)
+		if keys := cluster.Must(t, n, http.StatusOK, "LIST", snap, nil).Data()["keys"]; fmt.Sprint(keys) != "[a c]" {
+			t.Fatalf("after the restore snap/ lists %v via %s", keys, n.ID)
 		}
-		if cfg := must(t, n, http.StatusOK, "GET", mount+"/config", nil).data(); cfg["cas_required"] != false || cfg["max_secret_bytes"] != float64(4096) {
-			t.Fatalf("after the restore config is %v via %s, want the snapshot's", cfg, n.id)
+		if cfg := cluster.Must(t, n, http.StatusOK, "GET", mount+"/config", nil).Data(); cfg["cas_required"] != false || cfg["max_secret_bytes"] != float64(4096) {
+			t.Fatalf("after the restore config is %v via %s, want the snapshot's", cfg, n.ID)
 		}
 	}
 }
 
 func TestCluster_NodeWithoutTheBinaryIsCaughtByThePreflightCheck(t *testing.T) {
-	c := startCluster(t, 3)
-	good, spare, bad := c.nodes[0], c.nodes[1], c.nodes[2]
-	if err := os.Remove(bad.binary(oldVersion)); err != nil {
+	c := cluster.Start(t, 3)
+	good, spare, bad := c.Nodes[0], c.Nodes[1], c.Nodes[2]
+	if err := os.Remove(bad.Binary(oldVersion)); err != nil {
 		t.Fatal(err)
 	}
-	must(t, good, http.StatusOK, "POST", mount+"/secrets/app", secretBody("password", "s3cr3t"))
+	cluster.Must(t, good, http.StatusOK, "POST", mount+"/secrets/app", secretBody("password", "s3cr3t"))
 
 	// The pre-flight check, run on every node, catches it before any failover.
-	for _, n := range []*node{good, spare} {
+	for _, n := range []*cluster.Node{good, spare} {
 		if out, err := verifyNode(c, n); err != nil || !strings.Contains(out, "OK") {
-			t.Fatalf("verify-node on %s: %v\n%s", n.id, err, out)
+			t.Fatalf("verify-node on %s: %v\n%s", n.ID, err, out)
 		}
 	}
 	out, err := verifyNode(c, bad)
 	if err == nil || !strings.Contains(out, "missing") || !strings.Contains(out, pluginSHA[oldVersion]) {
-		t.Fatalf("verify-node on %s, which lacks the binary: %v\n%s", bad.id, err, out)
+		t.Fatalf("verify-node on %s, which lacks the binary: %v\n%s", bad.ID, err, out)
 	}
-	t.Logf("verify-node on %s:\n%s", bad.id, out)
+	t.Logf("verify-node on %s:\n%s", bad.ID, out)
 	preflightCatchesAnotherBinary(t, c, spare)
 
 	// Ignored, the check's finding becomes an outage of the plugin alone.
-	spare.stop(t)
-	c.makeActive(bad)
+	spare.Stop(t)
+	c.MakeActive(bad)
 	servesNothingWithoutTheBinary(t, c, bad)
 
 	// Recovery: the binary back, then a step-down.
-	bad.install(t, oldVersion)
+	bad.Install(t, oldVersion)
 	if out, err := verifyNode(c, bad); err != nil {
-		t.Fatalf("verify-node on %s with the binary back: %v\n%s", bad.id, err, out)
+		t.Fatalf("verify-node on %s with the binary back: %v\n%s", bad.ID, err, out)
 	}
 	recoverByStepDown(t, c, bad)
 }
 
 // verifyNode runs the operator's pre-flight check for node n.
-func verifyNode(c *cluster, n *node) (string, error) {
+func verifyNode(c *cluster.Cluster, n *cluster.Node) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "make", "-s", "-C", "..", "verify-node", "PLUGIN_DIR="+n.pluginDir, "VERSION="+oldVersion, "VAULT="+serverBinary)
-	cmd.Env = append(os.Environ(), cliEnv(n.addr(), c.token)...)
+	cmd := exec.CommandContext(ctx, "make", "-s", "-C", "..", "verify-node", "PLUGIN_DIR="+n.PluginDir, "VERSION="+oldVersion, "VAULT="+cluster.Binary)
+	cmd.Env = append(os.Environ(), cluster.CLIEnv(n.Addr(), c.Token)...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -315,18 +320,18 @@ func verifyNode(c *cluster, n *node) (string, error) {
 // preflightCatchesAnotherBinary puts newVersion's binary on n under
 // oldVersion's name, fails the test unless verify-node names its SHA-256,
 // and puts the right binary back.
-func preflightCatchesAnotherBinary(t *testing.T, c *cluster, n *node) {
+func preflightCatchesAnotherBinary(t *testing.T, c *cluster.Cluster, n *cluster.Node) {
 	t.Helper()
-	wrong := n.binary(oldVersion)
+	wrong := n.Binary(oldVersion)
 	if err := os.Rename(wrong, wrong+".orig"); err != nil {
 		t.Fatal(err)
 	}
-	n.install(t, newVersion)
-	if err := os.Rename(n.binary(newVersion), wrong); err != nil {
+	n.Install(t, newVersion)
+	if err := os.Rename(n.Binary(newVersion), wrong); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := verifyNode(c, n); err == nil || !strings.Contains(out, pluginSHA[newVersion]) {
-		t.Fatalf("verify-node on %s, whose binary differs: %v\n%s", n.id, err, out)
+		t.Fatalf("verify-node on %s, whose binary differs: %v\n%s", n.ID, err, out)
 	}
 	if err := os.Rename(wrong+".orig", wrong); err != nil {
 		t.Fatal(err)
@@ -336,58 +341,58 @@ func preflightCatchesAnotherBinary(t *testing.T, c *cluster, n *node) {
 // servesNothingWithoutTheBinary fails the test unless bad, active without
 // the plugin's binary, stays healthy, answers the mount's paths with 404,
 // and logs the mount it skipped.
-func servesNothingWithoutTheBinary(t *testing.T, c *cluster, bad *node) {
+func servesNothingWithoutTheBinary(t *testing.T, c *cluster.Cluster, bad *cluster.Node) {
 	t.Helper()
-	health := must(t, bad, http.StatusOK, "GET", "sys/health", nil)
-	r := must(t, bad, http.StatusNotFound, "GET", mount+"/secrets/app", nil)
-	if !strings.Contains(r.raw, "backend is nil") {
-		t.Fatalf("a read on %s: %s", bad.id, r)
+	health := cluster.Must(t, bad, http.StatusOK, "GET", "sys/health", nil)
+	r := cluster.Must(t, bad, http.StatusNotFound, "GET", mount+"/secrets/app", nil)
+	if !strings.Contains(r.Raw, "backend is nil") {
+		t.Fatalf("a read on %s: %s", bad.ID, r)
 	}
-	cli, err := bad.srv.cli("read", mount+"/secrets/app")
+	cli, err := bad.Server.CLI("read", mount+"/secrets/app")
 	if err == nil || !strings.Contains(cli, "No value found at "+mount+"/secrets/app") {
-		t.Fatalf("vault read on %s: %v\n%s", bad.id, err, cli)
+		t.Fatalf("vault read on %s: %v\n%s", bad.ID, err, cli)
 	}
-	write := must(t, bad, http.StatusNotFound, "POST", mount+"/secrets/app", secretBody("password", "lost?"))
-	logged := regexp.MustCompile(`.*skipping plugin-based mount entry.*`).FindString(bad.srv.logText())
+	write := cluster.Must(t, bad, http.StatusNotFound, "POST", mount+"/secrets/app", secretBody("password", "lost?"))
+	logged := regexp.MustCompile(`.*skipping plugin-based mount entry.*`).FindString(bad.Server.LogText())
 	if !strings.Contains(logged, "path="+mount+"/") {
-		t.Fatalf("%s does not log the skipped mount", bad.id)
+		t.Fatalf("%s does not log the skipped mount", bad.ID)
 	}
 	t.Logf("%s active without the binary: sys/health %d (sealed %v, standby %v); read %s; vault read prints %q; write %s; log: %s",
-		bad.id, health.status, health.body["sealed"], health.body["standby"], r, strings.TrimSpace(cli), write, logged)
+		bad.ID, health.Status, health.Body["sealed"], health.Body["standby"], r, strings.TrimSpace(cli), write, logged)
 }
 
 // recoverByStepDown shows, on bad with its binary back, that a reload is not
 // enough and a step-down is: bad then serves the secret as a standby and
 // again as the active node.
-func recoverByStepDown(t *testing.T, c *cluster, bad *node) {
+func recoverByStepDown(t *testing.T, c *cluster.Cluster, bad *cluster.Node) {
 	t.Helper()
-	bad.srv.mustCLI(t, tested.reloadArgs(false)...)
-	must(t, bad, http.StatusOK, "GET", mount+"/secrets/app", nil)
-	rotate := map[string]interface{}{"data": map[string]interface{}{"password": "rotated"}, "cas": 1}
-	if tested.reloadRevivesWrites {
-		must(t, bad, http.StatusOK, "POST", mount+"/secrets/app", rotate)
+	bad.Server.MustCLI(t, cluster.Tested.ReloadArgs(pluginName, false)...)
+	cluster.Must(t, bad, http.StatusOK, "GET", mount+"/secrets/app", nil)
+	rotate := map[string]any{"data": map[string]any{"password": "rotated"}, "cas": 1}
+	if cluster.Tested.ReloadRevivesWrites {
+		cluster.Must(t, bad, http.StatusOK, "POST", mount+"/secrets/app", rotate)
 	} else {
 		// Reads come back, but Vault 1.21 leaves the mount unable to write
 		// until the node steps down (a Vault bug).
-		r := must(t, bad, http.StatusInternalServerError, "POST", mount+"/secrets/app", rotate)
-		if !strings.Contains(r.raw, "cannot write to storage during setup") {
+		r := cluster.Must(t, bad, http.StatusInternalServerError, "POST", mount+"/secrets/app", rotate)
+		if !strings.Contains(r.Raw, "cannot write to storage during setup") {
 			t.Fatalf("a write after the reload: %s", r)
 		}
 		t.Logf("binary back and plugin reload: reads work, a write gets %s", r)
-		bad.srv.mustCLI(t, "operator", "step-down")
-		c.waitOtherActive(bad)
-		if r = must(t, bad, http.StatusOK, "GET", mount+"/secrets/app", nil); r.data()["data"].(map[string]interface{})["password"] != "s3cr3t" {
+		bad.Server.MustCLI(t, "operator", "step-down")
+		c.WaitOtherActive(bad)
+		if r = cluster.Must(t, bad, http.StatusOK, "GET", mount+"/secrets/app", nil); r.Data()["data"].(map[string]any)["password"] != "s3cr3t" {
 			t.Fatalf("after recovery: %s", r)
 		}
-		must(t, bad, http.StatusOK, "POST", mount+"/secrets/app", rotate)
+		cluster.Must(t, bad, http.StatusOK, "POST", mount+"/secrets/app", rotate)
 	}
 	// And the repaired node serves as the active node too.
-	c.makeActive(bad)
-	r := must(t, bad, http.StatusOK, "GET", mount+"/secrets/app", nil)
-	if r.data()["version"] != float64(2) {
-		t.Fatalf("on %s active again: %s", bad.id, r)
+	c.MakeActive(bad)
+	r := cluster.Must(t, bad, http.StatusOK, "GET", mount+"/secrets/app", nil)
+	if r.Data()["version"] != float64(2) {
+		t.Fatalf("on %s active again: %s", bad.ID, r)
 	}
-	must(t, bad, http.StatusOK, "POST", mount+"/secrets/app", map[string]interface{}{"data": map[string]interface{}{"password": "again"}, "cas": 2})
+	cluster.Must(t, bad, http.StatusOK, "POST", mount+"/secrets/app", map[string]any{"data": map[string]any{"password": "again"}, "cas": 2})
 }
 
 // TestCluster_ScriptServesThePluginAndStopsOnCtrlC runs what `make cluster`
@@ -395,11 +400,11 @@ func recoverByStepDown(t *testing.T, c *cluster, bad *node) {
 // shell, press Ctrl-C.
 func TestCluster_ScriptServesThePluginAndStopsOnCtrlC(t *testing.T) {
 	binary := filepath.Join(t.TempDir(), pluginName)
-	if out, err := runCommand(5*time.Minute, "make", "-s", "-C", "..", "build", "BIN="+binary); err != nil {
+	if out, err := cluster.RunCommand(5*time.Minute, "make", "-s", "-C", "..", "build", "BIN="+binary); err != nil {
 		t.Fatalf("make build: %v\n%s", err, out)
 	}
 	var addrs, listens []string
-	for _, port := range freePortPairs(t, 3) {
+	for _, port := range cluster.FreePortPairs(t, 3) {
 		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", port))
 		listens = append(listens, fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("127.0.0.1:%d", port+1))
 	}
@@ -408,13 +413,13 @@ func TestCluster_ScriptServesThePluginAndStopsOnCtrlC(t *testing.T) {
 	var work string
 	t.Cleanup(func() {
 		if work != "" {
-			for pid := range processesUnder(work) {
+			for pid := range cluster.ProcessesUnder(work) {
 				_ = syscall.Kill(pid, syscall.SIGKILL)
 			}
 			os.RemoveAll(work)
 		}
 	})
-	s := startScript(t, []string{"CLUSTER_ADDRS=" + strings.Join(addrs, " "), "SERVER=" + tested.name, tested.binaryEnv + "=" + serverBinary,
+	s := startScript(t, []string{"CLUSTER_ADDRS=" + strings.Join(addrs, " "), "SERVER=" + cluster.Tested.Name, cluster.Tested.BinaryEnv + "=" + cluster.Binary,
 		"PLUGIN=" + pluginName, "MOUNT=" + mount}, "cluster.sh", binary, oldVersion)
 	printed := s.instructions(t, 90*time.Second)
 	if m := regexp.MustCompile(`Files and logs: (\S+)\. `).FindStringSubmatch(printed); m != nil {
@@ -428,7 +433,7 @@ func TestCluster_ScriptServesThePluginAndStopsOnCtrlC(t *testing.T) {
 	}
 	// OpenBao registers the plugin from each node's config, Vault through its API.
 	registered := "Success! Registered plugin: " + pluginName
-	if tested.declaresPlugins {
+	if cluster.Tested.DeclaresPlugins {
 		registered = "by the plugin block in each node's server.hcl"
 		sha, err := os.ReadFile(binary + ".sha256")
 		if err != nil {
@@ -491,10 +496,17 @@ func nothingLeftBehind(t *testing.T, listens []string, work string) {
 			t.Errorf("%s still listens after Ctrl-C", listen)
 		}
 	}
-	if left := processesWhere(func(p process) bool { return strings.Contains(p.args, work) }); len(left) > 0 {
+	if left := cluster.ProcessesWhere(func(p cluster.Process) bool { return strings.Contains(p.Args, work) }); len(left) > 0 {
 		t.Errorf("processes left after Ctrl-C: %v", left)
 	}
 	if _, err := os.Stat(work); !os.IsNotExist(err) {
 		t.Errorf("%s is still there after Ctrl-C", work)
 	}
+}
+
+// failed tells whether o got no answer from the plugin: none at all, a
+// 5xx, or a refusal before the plugin.
+func failed(o recorder.Op) bool {
+	out := o.Out.(model.Output).Outcome
+	return out == model.Ambiguous || out == model.Refused
 }

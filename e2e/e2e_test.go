@@ -13,6 +13,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/harness/cluster"
+	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/harness/faults"
 )
 
 // What the plugin shows through the dev server most tests share: the CLI an
@@ -20,34 +23,34 @@ import (
 // plugin process that crashes, and a binary that was tampered with.
 
 func TestOperator_RegisterEnableInfoWithTheCLI(t *testing.T) {
-	info := dev.mustCLI(t, "plugin", "info", "-version="+oldVersion, "secret", pluginName)
+	info := dev.MustCLI(t, "plugin", "info", "-version="+oldVersion, "secret", pluginName)
 	for _, want := range []string{oldVersion, pluginSHA[oldVersion]} {
 		if !strings.Contains(info, want) {
 			t.Fatalf("plugin info does not show %s:\n%s", want, info)
 		}
 	}
-	dev.mustCLI(t, "secrets", "enable", "-path="+mount, pluginName)
-	t.Cleanup(func() { dev.cli("secrets", "disable", mount) })
+	dev.MustCLI(t, "secrets", "enable", "-path="+mount, pluginName)
+	t.Cleanup(func() { dev.CLI("secrets", "disable", mount) })
 	if got := runningVersion(t, dev, mount); got != oldVersion {
 		t.Fatalf("running_plugin_version %v, want %s", got, oldVersion)
 	}
 
-	dev.mustCLI(t, "write", mount+"/secrets/app", "data=username=app", "data=password=x")
-	dev.mustCLI(t, "write", mount+"/secrets/team/db", "data=password=y")
+	dev.MustCLI(t, "write", mount+"/secrets/app", "data=username=app", "data=password=x")
+	dev.MustCLI(t, "write", mount+"/secrets/team/db", "data=password=y")
 	var data map[string]string
-	if err := json.Unmarshal([]byte(dev.mustCLI(t, "read", "-format=json", "-field=data", mount+"/secrets/app")), &data); err != nil {
+	if err := json.Unmarshal([]byte(dev.MustCLI(t, "read", "-format=json", "-field=data", mount+"/secrets/app")), &data); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(data, map[string]string{"username": "app", "password": "x"}) {
 		t.Fatalf("read -field=data: %v", data)
 	}
-	if out := dev.mustCLI(t, "list", mount+"/secrets"); !strings.Contains(out, "app\nteam/") {
+	if out := dev.MustCLI(t, "list", mount+"/secrets"); !strings.Contains(out, "app\nteam/") {
 		t.Fatalf("vault list:\n%s", out)
 	}
-	if out, err := dev.cli("list", mount+"/secrets/nothing"); err == nil || !strings.Contains(out, "No value found") {
+	if out, err := dev.CLI("list", mount+"/secrets/nothing"); err == nil || !strings.Contains(out, "No value found") {
 		t.Fatalf("listing an empty folder: %v\n%s", err, out)
 	}
-	if out := dev.mustCLI(t, "path-help", mount+"/secrets/app"); !strings.Contains(out, "cas") {
+	if out := dev.MustCLI(t, "path-help", mount+"/secrets/app"); !strings.Contains(out, "cas") {
 		t.Fatalf("path-help:\n%s", out)
 	}
 }
@@ -64,7 +67,7 @@ const (
 // TestAPI_ContractOverHTTP checks, in one mount, every answer of the API the
 // README documents, in the order a user meets them.
 func TestAPI_ContractOverHTTP(t *testing.T) {
-	dev.enable(t, "api", oldVersion)
+	enable(t, dev, "api", oldVersion)
 	defer expectSecretValueNotLogged(t, enableAuditLog(t))
 	apiNeverEchoesTheSecret(t)
 	apiConfig(t)
@@ -81,13 +84,13 @@ func TestAPI_ContractOverHTTP(t *testing.T) {
 func enableAuditLog(t *testing.T) string {
 	t.Helper()
 	auditLog := filepath.Join(t.TempDir(), "audit.log")
-	device := map[string]interface{}{"type": "file", "options": map[string]interface{}{"file_path": auditLog}}
-	if !tested.auditByAPI {
-		must(t, dev, http.StatusBadRequest, "PUT", "sys/audit/api-file", device, "cannot enable audit device via API")
+	device := map[string]any{"type": "file", "options": map[string]any{"file_path": auditLog}}
+	if !cluster.Tested.AuditByAPI {
+		cluster.Must(t, dev, http.StatusBadRequest, "PUT", "sys/audit/api-file", device, "cannot enable audit device via API")
 		return declaredAuditLog
 	}
-	must(t, dev, http.StatusNoContent, "PUT", "sys/audit/api-file", device)
-	t.Cleanup(func() { send(dev.addr(), dev.token, "DELETE", "sys/audit/api-file", nil) })
+	cluster.Must(t, dev, http.StatusNoContent, "PUT", "sys/audit/api-file", device)
+	t.Cleanup(func() { cluster.Send(dev.Addr(), dev.Token, "DELETE", "sys/audit/api-file", nil) })
 	return auditLog
 }
 
@@ -99,7 +102,7 @@ func expectSecretValueNotLogged(t *testing.T, auditLog string) {
 	if err != nil || len(audit) == 0 {
 		t.Fatalf("no audit log: %v", err)
 	}
-	if strings.Contains(string(audit), secretValue) || strings.Contains(dev.logText(), secretValue) {
+	if strings.Contains(string(audit), secretValue) || strings.Contains(dev.LogText(), secretValue) {
 		t.Fatal("a secret value reached the server log or the audit log")
 	}
 }
@@ -108,18 +111,18 @@ func expectSecretValueNotLogged(t *testing.T, auditLog string) {
 // quotes it, neither the API's nor the CLI's.
 func apiNeverEchoesTheSecret(t *testing.T) {
 	t.Helper()
-	must(t, dev, http.StatusOK, "POST", "api/secrets/logged", secretBody("password", secretValue))
-	must(t, dev, http.StatusOK, "GET", "api/secrets/logged", nil)
-	for _, malformed := range []interface{}{secretValue, []interface{}{secretValue}, map[string]interface{}{"password": []interface{}{secretValue}}} {
-		r := must(t, dev, http.StatusBadRequest, "POST", "api/secrets/logged", map[string]interface{}{"data": malformed}, "data")
-		if strings.Contains(r.raw, secretValue) {
+	cluster.Must(t, dev, http.StatusOK, "POST", "api/secrets/logged", secretBody("password", secretValue))
+	cluster.Must(t, dev, http.StatusOK, "GET", "api/secrets/logged", nil)
+	for _, malformed := range []any{secretValue, []any{secretValue}, map[string]any{"password": []any{secretValue}}} {
+		r := cluster.Must(t, dev, http.StatusBadRequest, "POST", "api/secrets/logged", map[string]any{"data": malformed}, "data")
+		if strings.Contains(r.Raw, secretValue) {
 			t.Fatalf("an error quotes the secret: %s", r)
 		}
 	}
-	if out, err := dev.cli("write", "api/secrets/logged", "data="+secretValue); err == nil || strings.Contains(out, secretValue) {
+	if out, err := dev.CLI("write", "api/secrets/logged", "data="+secretValue); err == nil || strings.Contains(out, secretValue) {
 		t.Fatalf("vault write data=VALUE without a key: %v\n%s", err, out)
 	}
-	must(t, dev, http.StatusNoContent, "DELETE", "api/secrets/logged", nil)
+	cluster.Must(t, dev, http.StatusNoContent, "DELETE", "api/secrets/logged", nil)
 }
 
 // apiConfig checks the config's defaults, that an update changes only the
@@ -127,25 +130,25 @@ func apiNeverEchoesTheSecret(t *testing.T) {
 // it is typed.
 func apiConfig(t *testing.T) {
 	t.Helper()
-	cfg := must(t, dev, http.StatusOK, "GET", "api/config", nil).data()
+	cfg := cluster.Must(t, dev, http.StatusOK, "GET", "api/config", nil).Data()
 	if cfg["max_secret_bytes"] != float64(524288) || cfg["cas_required"] != false {
 		t.Fatalf("default config %v", cfg)
 	}
-	must(t, dev, http.StatusNoContent, "POST", "api/config", map[string]interface{}{"max_secret_bytes": 64})
-	must(t, dev, http.StatusNoContent, "PUT", "api/config", map[string]interface{}{"cas_required": "false"})
-	cfg = must(t, dev, http.StatusOK, "GET", "api/config", nil).data()
+	cluster.Must(t, dev, http.StatusNoContent, "POST", "api/config", map[string]any{"max_secret_bytes": 64})
+	cluster.Must(t, dev, http.StatusNoContent, "PUT", "api/config", map[string]any{"cas_required": "false"})
+	cfg = cluster.Must(t, dev, http.StatusOK, "GET", "api/config", nil).Data()
 	if cfg["max_secret_bytes"] != float64(64) {
 		t.Fatalf("partial update lost max_secret_bytes: %v", cfg)
 	}
 	// The plugin's own words, whatever form the value takes.
 	const maxBytesRule = "max_secret_bytes: must be a whole number from 1 to 1048576"
-	for _, bad := range []interface{}{1.5, "1.5", true, "x", 0, 1048577} {
-		must(t, dev, http.StatusBadRequest, "POST", "api/config", map[string]interface{}{"max_secret_bytes": bad}, maxBytesRule)
+	for _, bad := range []any{1.5, "1.5", true, "x", 0, 1048577} {
+		cluster.Must(t, dev, http.StatusBadRequest, "POST", "api/config", map[string]any{"max_secret_bytes": bad}, maxBytesRule)
 	}
-	for _, bad := range []interface{}{1, "1", "yes"} {
-		must(t, dev, http.StatusBadRequest, "POST", "api/config", map[string]interface{}{"cas_required": bad}, "cas_required: must be true or false")
+	for _, bad := range []any{1, "1", "yes"} {
+		cluster.Must(t, dev, http.StatusBadRequest, "POST", "api/config", map[string]any{"cas_required": bad}, "cas_required: must be true or false")
 	}
-	if out, err := dev.cli("write", "api/config", "max_secret_bytes=1.5"); err == nil || !strings.Contains(out, maxBytesRule) || strings.Contains(out, "strconv") {
+	if out, err := dev.CLI("write", "api/config", "max_secret_bytes=1.5"); err == nil || !strings.Contains(out, maxBytesRule) || strings.Contains(out, "strconv") {
 		t.Fatalf("vault write api/config max_secret_bytes=1.5: %v\n%s", err, out)
 	}
 }
@@ -154,21 +157,21 @@ func apiConfig(t *testing.T) {
 // warning for a field the path does not have.
 func apiWriteReadAndCAS(t *testing.T) {
 	t.Helper()
-	w := must(t, dev, http.StatusOK, "POST", "api/secrets/team/app", secretBody("username", "app", "password", "s3cr3t"))
-	if w.data()["version"] != float64(1) || w.data()["created_time"] == nil || w.data()["data"] != nil {
+	w := cluster.Must(t, dev, http.StatusOK, "POST", "api/secrets/team/app", secretBody("username", "app", "password", "s3cr3t"))
+	if w.Data()["version"] != float64(1) || w.Data()["created_time"] == nil || w.Data()["data"] != nil {
 		t.Fatalf("write response %s", w)
 	}
-	r := must(t, dev, http.StatusOK, "GET", "api/secrets/team/app", nil)
-	if r.body["lease_id"] != "" || r.body["lease_duration"] != float64(0) {
+	r := cluster.Must(t, dev, http.StatusOK, "GET", "api/secrets/team/app", nil)
+	if r.Body["lease_id"] != "" || r.Body["lease_duration"] != float64(0) {
 		t.Fatalf("a read carries a lease: %s", r)
 	}
-	if got := r.data()["data"]; !reflect.DeepEqual(got, map[string]interface{}{"username": "app", "password": "s3cr3t"}) {
+	if got := r.Data()["data"]; !reflect.DeepEqual(got, map[string]any{"username": "app", "password": "s3cr3t"}) {
 		t.Fatalf("read %s", r)
 	}
-	must(t, dev, http.StatusOK, "PUT", "api/secrets/team/app", map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": 1})
-	must(t, dev, http.StatusBadRequest, "PUT", "api/secrets/team/app", map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": 1}, "current version is 2")
-	warned := must(t, dev, http.StatusOK, "POST", "api/secrets/x", map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "colour": "blue"})
-	if !strings.Contains(fmt.Sprint(warned.body["warnings"]), "colour") {
+	cluster.Must(t, dev, http.StatusOK, "PUT", "api/secrets/team/app", map[string]any{"data": map[string]any{"k": "v"}, "cas": 1})
+	cluster.Must(t, dev, http.StatusBadRequest, "PUT", "api/secrets/team/app", map[string]any{"data": map[string]any{"k": "v"}, "cas": 1}, "current version is 2")
+	warned := cluster.Must(t, dev, http.StatusOK, "POST", "api/secrets/x", map[string]any{"data": map[string]any{"k": "v"}, "colour": "blue"})
+	if !strings.Contains(fmt.Sprint(warned.Body["warnings"]), "colour") {
 		t.Fatalf("no warning for an unknown field: %s", warned)
 	}
 }
@@ -180,45 +183,45 @@ func apiRefusesBadWrites(t *testing.T) {
 	t.Helper()
 	badWrites := []struct {
 		path, fragment string
-		body           interface{}
+		body           any
 	}{
-		{"api/secrets/y", "data: required", map[string]interface{}{}},
-		{"api/secrets/y", "at least one key", map[string]interface{}{"data": map[string]interface{}{}}},
+		{"api/secrets/y", "data: required", map[string]any{}},
+		{"api/secrets/y", "at least one key", map[string]any{"data": map[string]any{}}},
 		{"api/secrets/y", "keys must not be empty", secretBody("", "v")},
-		{"api/secrets/y", `"port" must be a string`, map[string]interface{}{"data": map[string]interface{}{"port": 5432}}},
-		{"api/secrets/y", `"on" must be a string`, map[string]interface{}{"data": map[string]interface{}{"on": true}}},
-		{"api/secrets/y", `"k" must be a string`, map[string]interface{}{"data": map[string]interface{}{"k": nil}}},
+		{"api/secrets/y", `"port" must be a string`, map[string]any{"data": map[string]any{"port": 5432}}},
+		{"api/secrets/y", `"on" must be a string`, map[string]any{"data": map[string]any{"on": true}}},
+		{"api/secrets/y", `"k" must be a string`, map[string]any{"data": map[string]any{"k": nil}}},
 		{"api/secrets/y", "max_secret_bytes", secretBody("k", strings.Repeat("v", 100))},
-		{"api/secrets/y", casRule, map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": 1.5}},
-		{"api/secrets/y", casRule, map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": "1.5"}},
-		{"api/secrets/y", casRule, map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": true}},
-		{"api/secrets/y", casRule, map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": "+0"}},
-		{"api/secrets/y", "item 1 must be a KEY=VALUE", map[string]interface{}{"data": "no-equals-sign"}},
-		{"api/secrets/y", "does not exist", map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": 3}},
-		{"api/secrets/a/%2E%2E/y", tested.dotSegmentRefusal(`".."`), secretBody("k", "v")},
-		{"api/secrets/%2E", tested.dotSegmentRefusal(dotRule), secretBody("k", "v")},
-		{"api/secrets/a/%2E/y", tested.dotSegmentRefusal(dotRule), secretBody("k", "v")},
+		{"api/secrets/y", casRule, map[string]any{"data": map[string]any{"k": "v"}, "cas": 1.5}},
+		{"api/secrets/y", casRule, map[string]any{"data": map[string]any{"k": "v"}, "cas": "1.5"}},
+		{"api/secrets/y", casRule, map[string]any{"data": map[string]any{"k": "v"}, "cas": true}},
+		{"api/secrets/y", casRule, map[string]any{"data": map[string]any{"k": "v"}, "cas": "+0"}},
+		{"api/secrets/y", "item 1 must be a KEY=VALUE", map[string]any{"data": "no-equals-sign"}},
+		{"api/secrets/y", "does not exist", map[string]any{"data": map[string]any{"k": "v"}, "cas": 3}},
+		{"api/secrets/a/%2E%2E/y", cluster.Tested.DotSegmentRefusal(`".."`), secretBody("k", "v")},
+		{"api/secrets/%2E", cluster.Tested.DotSegmentRefusal(dotRule), secretBody("k", "v")},
+		{"api/secrets/a/%2E/y", cluster.Tested.DotSegmentRefusal(dotRule), secretBody("k", "v")},
 		{"api/secrets/" + strings.Repeat("n", 513), "512 bytes", secretBody("k", "v")},
 	}
 	for _, tt := range badWrites {
-		must(t, dev, http.StatusBadRequest, "POST", tt.path, tt.body, tt.fragment)
+		cluster.Must(t, dev, http.StatusBadRequest, "POST", tt.path, tt.body, tt.fragment)
 	}
-	must(t, dev, http.StatusNotFound, "GET", "api/secrets/y", nil)
+	cluster.Must(t, dev, http.StatusNotFound, "GET", "api/secrets/y", nil)
 	// Vault cleans "." out of a plain URL, but not out of a percent-encoded one.
-	must(t, dev, http.StatusBadRequest, "GET", "api/secrets/a/%2E/y", nil, tested.dotSegmentRefusal(dotRule))
-	must(t, dev, http.StatusBadRequest, "DELETE", "api/secrets/a/%2E/y", nil, tested.dotSegmentRefusal(dotRule))
-	must(t, dev, http.StatusBadRequest, "LIST", "api/secrets/a/%2E/", nil, tested.dotSegmentRefusal("prefix: must not have a segment"))
+	cluster.Must(t, dev, http.StatusBadRequest, "GET", "api/secrets/a/%2E/y", nil, cluster.Tested.DotSegmentRefusal(dotRule))
+	cluster.Must(t, dev, http.StatusBadRequest, "DELETE", "api/secrets/a/%2E/y", nil, cluster.Tested.DotSegmentRefusal(dotRule))
+	cluster.Must(t, dev, http.StatusBadRequest, "LIST", "api/secrets/a/%2E/", nil, cluster.Tested.DotSegmentRefusal("prefix: must not have a segment"))
 }
 
 // apiEnforcesCASRequired checks that cas_required refuses a write without
 // cas, and that deleting the config brings back the defaults.
 func apiEnforcesCASRequired(t *testing.T) {
 	t.Helper()
-	must(t, dev, http.StatusNoContent, "POST", "api/config", map[string]interface{}{"cas_required": true})
-	must(t, dev, http.StatusBadRequest, "POST", "api/secrets/y", secretBody("k", "v"), "cas: required")
-	must(t, dev, http.StatusOK, "POST", "api/secrets/y", map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": 0})
-	must(t, dev, http.StatusNoContent, "DELETE", "api/config", nil)
-	if cfg := must(t, dev, http.StatusOK, "GET", "api/config", nil).data(); cfg["max_secret_bytes"] != float64(524288) || cfg["cas_required"] != false {
+	cluster.Must(t, dev, http.StatusNoContent, "POST", "api/config", map[string]any{"cas_required": true})
+	cluster.Must(t, dev, http.StatusBadRequest, "POST", "api/secrets/y", secretBody("k", "v"), "cas: required")
+	cluster.Must(t, dev, http.StatusOK, "POST", "api/secrets/y", map[string]any{"data": map[string]any{"k": "v"}, "cas": 0})
+	cluster.Must(t, dev, http.StatusNoContent, "DELETE", "api/config", nil)
+	if cfg := cluster.Must(t, dev, http.StatusOK, "GET", "api/config", nil).Data(); cfg["max_secret_bytes"] != float64(524288) || cfg["cas_required"] != false {
 		t.Fatalf("config after delete %v", cfg)
 	}
 }
@@ -227,19 +230,19 @@ func apiEnforcesCASRequired(t *testing.T) {
 // that is repeated, and that a name deleted starts again at version 1.
 func apiListsAndDeletes(t *testing.T) {
 	t.Helper()
-	list := must(t, dev, http.StatusOK, "LIST", "api/secrets", nil)
-	if got := list.data()["keys"]; !reflect.DeepEqual(got, []interface{}{"team/", "x", "y"}) {
+	list := cluster.Must(t, dev, http.StatusOK, "LIST", "api/secrets", nil)
+	if got := list.Data()["keys"]; !reflect.DeepEqual(got, []any{"team/", "x", "y"}) {
 		t.Fatalf("list %s", list)
 	}
-	must(t, dev, http.StatusOK, "GET", "api/secrets/team/?list=true", nil)
-	must(t, dev, http.StatusNotFound, "LIST", "api/secrets/nothing/", nil)
-	must(t, dev, http.StatusMethodNotAllowed, "GET", "api/secrets/team/", nil)
+	cluster.Must(t, dev, http.StatusOK, "GET", "api/secrets/team/?list=true", nil)
+	cluster.Must(t, dev, http.StatusNotFound, "LIST", "api/secrets/nothing/", nil)
+	cluster.Must(t, dev, http.StatusMethodNotAllowed, "GET", "api/secrets/team/", nil)
 
-	must(t, dev, http.StatusNoContent, "DELETE", "api/secrets/y", nil)
-	must(t, dev, http.StatusNoContent, "DELETE", "api/secrets/y", nil)
-	must(t, dev, http.StatusNotFound, "GET", "api/secrets/y", nil)
-	again := must(t, dev, http.StatusOK, "POST", "api/secrets/y", map[string]interface{}{"data": map[string]interface{}{"k": "v"}, "cas": 0})
-	if again.data()["version"] != float64(1) {
+	cluster.Must(t, dev, http.StatusNoContent, "DELETE", "api/secrets/y", nil)
+	cluster.Must(t, dev, http.StatusNoContent, "DELETE", "api/secrets/y", nil)
+	cluster.Must(t, dev, http.StatusNotFound, "GET", "api/secrets/y", nil)
+	again := cluster.Must(t, dev, http.StatusOK, "POST", "api/secrets/y", map[string]any{"data": map[string]any{"k": "v"}, "cas": 0})
+	if again.Data()["version"] != float64(1) {
 		t.Fatalf("version after delete %s", again)
 	}
 }
@@ -248,32 +251,32 @@ func apiListsAndDeletes(t *testing.T) {
 // the plugin's paths.
 func apiDocumentsItself(t *testing.T) {
 	t.Helper()
-	if help := dev.mustCLI(t, "path-help", "api/config"); !strings.Contains(help, "max_secret_bytes") {
+	if help := dev.MustCLI(t, "path-help", "api/config"); !strings.Contains(help, "max_secret_bytes") {
 		t.Fatalf("path-help config:\n%s", help)
 	}
-	openapi := must(t, dev, http.StatusOK, "GET", "sys/internal/specs/openapi", nil)
+	openapi := cluster.Must(t, dev, http.StatusOK, "GET", "sys/internal/specs/openapi", nil)
 	for _, p := range []string{`"/api/config"`, `"/api/secrets/{name}"`, `"/api/secrets/"`} {
-		if !strings.Contains(openapi.raw, p) {
+		if !strings.Contains(openapi.Raw, p) {
 			t.Fatalf("Vault's OpenAPI document has no %s", p)
 		}
 	}
 }
 
 func TestMultiplexing_OneProcessServesIsolatedMounts(t *testing.T) {
-	dev.enable(t, "mux-a", oldVersion)
-	dev.enable(t, "mux-b", oldVersion)
-	must(t, dev, http.StatusOK, "POST", "mux-a/secrets/app", secretBody("mount", "a"))
-	must(t, dev, http.StatusOK, "POST", "mux-b/secrets/app", secretBody("mount", "b"))
-	must(t, dev, http.StatusNoContent, "POST", "mux-a/config", map[string]interface{}{"cas_required": true})
+	enable(t, dev, "mux-a", oldVersion)
+	enable(t, dev, "mux-b", oldVersion)
+	cluster.Must(t, dev, http.StatusOK, "POST", "mux-a/secrets/app", secretBody("mount", "a"))
+	cluster.Must(t, dev, http.StatusOK, "POST", "mux-b/secrets/app", secretBody("mount", "b"))
+	cluster.Must(t, dev, http.StatusNoContent, "POST", "mux-a/config", map[string]any{"cas_required": true})
 
 	for _, m := range []string{"a", "b"} {
-		r := must(t, dev, http.StatusOK, "GET", "mux-"+m+"/secrets/app", nil)
-		if got := r.data()["data"].(map[string]interface{})["mount"]; got != m {
+		r := cluster.Must(t, dev, http.StatusOK, "GET", "mux-"+m+"/secrets/app", nil)
+		if got := r.Data()["data"].(map[string]any)["mount"]; got != m {
 			t.Fatalf("mux-%s reads mount %v's data", m, got)
 		}
 	}
-	must(t, dev, http.StatusOK, "POST", "mux-b/secrets/other", secretBody("k", "v")) // cas_required is mux-a's alone
-	if pids := dev.pluginProcesses(); len(pids) != 1 {
+	cluster.Must(t, dev, http.StatusOK, "POST", "mux-b/secrets/other", secretBody("k", "v")) // cas_required is mux-a's alone
+	if pids := dev.PluginProcesses(pluginDir); len(pids) != 1 {
 		t.Fatalf("%d plugin processes for two mounts, want 1 (multiplexed): %v", len(pids), pids)
 	}
 }
@@ -282,7 +285,7 @@ func TestMultiplexing_OneProcessServesIsolatedMounts(t *testing.T) {
 // as a crash would end them, and returns how many.
 func killDevPluginProcesses(t *testing.T) int {
 	t.Helper()
-	pids := dev.pluginProcesses()
+	pids := dev.PluginProcesses(pluginDir)
 	for _, pid := range pids {
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			t.Fatalf("kill %d: %v", pid, err)
@@ -300,29 +303,29 @@ func servedAfterKill(t *testing.T, path string) {
 	t.Helper()
 	killed, failed := time.Now(), 0
 	for {
-		r, err := send(dev.addr(), dev.token, "GET", path, nil)
-		if err == nil && r.status == http.StatusOK {
+		r, err := cluster.Send(dev.Addr(), dev.Token, "GET", path, nil)
+		if err == nil && r.Status == http.StatusOK {
 			break
 		}
-		if err != nil || r.status != http.StatusInternalServerError || !strings.Contains(r.raw, "Unavailable") {
+		if err != nil || r.Status != http.StatusInternalServerError || !strings.Contains(r.Raw, "Unavailable") {
 			t.Fatalf("request %d after the kill: %s %v, want 200, or 500 Unavailable", failed+1, r, err)
 		}
 		failed++
-		if time.Since(killed) > outageBound[faultKillPlugin] {
-			t.Fatalf("not served %v after the kill; %d requests got 500 Unavailable, the last: %s", outageBound[faultKillPlugin], failed, r)
+		if time.Since(killed) > faults.KillPlugin.Bound() {
+			t.Fatalf("not served %v after the kill; %d requests got 500 Unavailable, the last: %s", faults.KillPlugin.Bound(), failed, r)
 		}
 	}
 	t.Logf("served %v after the kill, after %d requests that got 500 Unavailable", time.Since(killed).Round(time.Millisecond), failed)
 }
 
 func TestCrash_KilledPluginComesBackWithAllData(t *testing.T) {
-	dev.enable(t, "crash", oldVersion)
-	must(t, dev, http.StatusOK, "POST", "crash/secrets/before", secretBody("k", "kept"))
+	enable(t, dev, "crash", oldVersion)
+	cluster.Must(t, dev, http.StatusOK, "POST", "crash/secrets/before", secretBody("k", "kept"))
 	if killDevPluginProcesses(t) == 0 {
 		t.Fatal("no plugin process to kill")
 	}
 	servedAfterKill(t, "crash/secrets/before")
-	if r := must(t, dev, http.StatusOK, "GET", "crash/secrets/before", nil); r.data()["data"].(map[string]interface{})["k"] != "kept" {
+	if r := cluster.Must(t, dev, http.StatusOK, "GET", "crash/secrets/before", nil); r.Data()["data"].(map[string]any)["k"] != "kept" {
 		t.Fatalf("a read after SIGKILL: %s", r)
 	}
 
@@ -339,7 +342,7 @@ func TestCrash_KilledPluginComesBackWithAllData(t *testing.T) {
 				id := fmt.Sprintf("%d-%d", w, i)
 				// send, not must: a failed write is expected here, and no
 				// goroutine but the test's may end the test.
-				if r, _ := send(dev.addr(), dev.token, "POST", fmt.Sprintf("crash/secrets/w%d", w), secretBody("id", id, "copy", id)); r.status == http.StatusOK {
+				if r, _ := cluster.Send(dev.Addr(), dev.Token, "POST", fmt.Sprintf("crash/secrets/w%d", w), secretBody("id", id, "copy", id)); r.Status == http.StatusOK {
 					acked[w].Add(1)
 				}
 			}
@@ -352,16 +355,16 @@ func TestCrash_KilledPluginComesBackWithAllData(t *testing.T) {
 	servedAfterKill(t, "crash/secrets/before")
 
 	for w := 0; w < writers; w++ {
-		r := must(t, dev, http.StatusOK, "GET", fmt.Sprintf("crash/secrets/w%d", w), nil)
-		data := r.data()["data"].(map[string]interface{})
-		version := int64(r.data()["version"].(float64))
+		r := cluster.Must(t, dev, http.StatusOK, "GET", fmt.Sprintf("crash/secrets/w%d", w), nil)
+		data := r.Data()["data"].(map[string]any)
+		version := int64(r.Data()["version"].(float64))
 		// Vault retries a request once when the plugin dies under it, so a write
 		// that had landed can land again: at most one extra version per kill.
 		if data["id"] != data["copy"] || version < acked[w].Load() || version > perWriter+int64(killed) {
 			t.Fatalf("w%d is inconsistent: %v, version %d, %d writes acknowledged", w, data, version, acked[w].Load())
 		}
 	}
-	must(t, dev, http.StatusOK, "GET", "crash/secrets/before", nil)
+	cluster.Must(t, dev, http.StatusOK, "GET", "crash/secrets/before", nil)
 }
 
 func TestTamperedBinary_IsRefused(t *testing.T) {
@@ -375,10 +378,10 @@ func TestTamperedBinary_IsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		dev.cli("plugin", "deregister", "-version="+oldVersion, "secret", name)
+		dev.CLI("plugin", "deregister", "-version="+oldVersion, "secret", name)
 		os.Remove(copyPath)
 	})
-	dev.mustCLI(t, "plugin", "register", "-sha256="+pluginSHA[oldVersion], "-version="+oldVersion, "-command="+name, "secret", name)
+	dev.MustCLI(t, "plugin", "register", "-sha256="+pluginSHA[oldVersion], "-version="+oldVersion, "-command="+name, "secret", name)
 
 	f, err := os.OpenFile(copyPath, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
@@ -387,32 +390,32 @@ func TestTamperedBinary_IsRefused(t *testing.T) {
 	f.Write([]byte{0})
 	f.Close()
 
-	r, _ := send(dev.addr(), dev.token, "POST", "sys/mounts/tampered", map[string]interface{}{
-		"type": name, "config": map[string]interface{}{"plugin_version": oldVersion},
+	r, _ := cluster.Send(dev.Addr(), dev.Token, "POST", "sys/mounts/tampered", map[string]any{
+		"type": name, "config": map[string]any{"plugin_version": oldVersion},
 	})
-	if r.status < 400 || !strings.Contains(strings.ToLower(r.raw), "checksum") {
+	if r.Status < 400 || !strings.Contains(strings.ToLower(r.Raw), "checksum") {
 		t.Fatalf("enabling a tampered binary: %s", r)
 	}
 }
 
 func TestACL_CreateWithoutUpdateAndReadOnly(t *testing.T) {
-	dev.enable(t, "acl", oldVersion)
-	must(t, dev, http.StatusOK, "POST", "acl/secrets/existing", secretBody("k", "v"))
+	enable(t, dev, "acl", oldVersion)
+	cluster.Must(t, dev, http.StatusOK, "POST", "acl/secrets/existing", secretBody("k", "v"))
 	policies := map[string]string{
 		"acl-creator": `path "acl/secrets/*" { capabilities = ["create"] }`,
 		"acl-reader":  `path "acl/secrets/*" { capabilities = ["read", "list"] }` + "\n" + `path "acl/secrets/" { capabilities = ["list"] }`,
 	}
 	tokens := map[string]string{}
 	for name, policy := range policies {
-		must(t, dev, http.StatusNoContent, "PUT", "sys/policies/acl/"+name, map[string]interface{}{"policy": policy})
-		r := must(t, dev, http.StatusOK, "POST", "auth/token/create", map[string]interface{}{"policies": []string{name}, "no_default_policy": true, "ttl": "10m"})
-		tokens[name] = r.body["auth"].(map[string]interface{})["client_token"].(string)
+		cluster.Must(t, dev, http.StatusNoContent, "PUT", "sys/policies/acl/"+name, map[string]any{"policy": policy})
+		r := cluster.Must(t, dev, http.StatusOK, "POST", "auth/token/create", map[string]any{"policies": []string{name}, "no_default_policy": true, "ttl": "10m"})
+		tokens[name] = r.Body["auth"].(map[string]any)["client_token"].(string)
 	}
 
 	creator, reader := tokens["acl-creator"], tokens["acl-reader"]
 	steps := []struct {
 		token, method, path string
-		body                map[string]interface{}
+		body                map[string]any
 		want                int
 	}{
 		{creator, "POST", "acl/secrets/new", secretBody("k", "v"), http.StatusOK},
@@ -426,26 +429,26 @@ func TestACL_CreateWithoutUpdateAndReadOnly(t *testing.T) {
 		{reader, "DELETE", "acl/secrets/new", nil, http.StatusForbidden},
 	}
 	for _, s := range steps {
-		var body interface{}
+		var body any
 		if s.body != nil {
 			body = s.body
 		}
-		if r, _ := send(dev.addr(), s.token, s.method, s.path, body); r.status != s.want {
+		if r, _ := cluster.Send(dev.Addr(), s.token, s.method, s.path, body); r.Status != s.want {
 			t.Fatalf("%s %s: %s, want %d", s.method, s.path, r, s.want)
 		}
 	}
 	for name, want := range map[string]string{"new": "v", "existing": "v"} {
-		if got := must(t, dev, http.StatusOK, "GET", "acl/secrets/"+name, nil).data()["data"].(map[string]interface{})["k"]; got != want {
+		if got := cluster.Must(t, dev, http.StatusOK, "GET", "acl/secrets/"+name, nil).Data()["data"].(map[string]any)["k"]; got != want {
 			t.Fatalf("%s holds %v after denied writes", name, got)
 		}
 	}
 }
 
 func TestConcurrency_ThroughVault(t *testing.T) {
-	dev.enable(t, "conc", oldVersion)
+	enable(t, dev, "conc", oldVersion)
 	// Created first: of writers racing to create a name only one may create (see
 	// TestSecretWrite_RacingCreatesHaveOneWinner); these all update.
-	must(t, dev, http.StatusOK, "POST", "conc/secrets/shared", secretBody("writer", "first"))
+	cluster.Must(t, dev, http.StatusOK, "POST", "conc/secrets/shared", secretBody("writer", "first"))
 	const writers = 32
 	var ok atomic.Int64
 	var wg sync.WaitGroup
@@ -453,7 +456,7 @@ func TestConcurrency_ThroughVault(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if r, _ := send(dev.addr(), dev.token, "POST", "conc/secrets/shared", secretBody("writer", fmt.Sprint(i))); r.status == http.StatusOK {
+			if r, _ := cluster.Send(dev.Addr(), dev.Token, "POST", "conc/secrets/shared", secretBody("writer", fmt.Sprint(i))); r.Status == http.StatusOK {
 				ok.Add(1)
 			} else {
 				t.Errorf("writer %d: %s", i, r)
@@ -461,7 +464,7 @@ func TestConcurrency_ThroughVault(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if v := must(t, dev, http.StatusOK, "GET", "conc/secrets/shared", nil).data()["version"]; v != float64(1+ok.Load()) || ok.Load() != writers {
+	if v := cluster.Must(t, dev, http.StatusOK, "GET", "conc/secrets/shared", nil).Data()["version"]; v != float64(1+ok.Load()) || ok.Load() != writers {
 		t.Fatalf("version %v after %d successful writes", v, ok.Load())
 	}
 
@@ -470,8 +473,8 @@ func TestConcurrency_ThroughVault(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			body := map[string]interface{}{"data": map[string]interface{}{"winner": fmt.Sprint(i)}, "cas": 1 + writers}
-			switch r, _ := send(dev.addr(), dev.token, "POST", "conc/secrets/shared", body); r.status {
+			body := map[string]any{"data": map[string]any{"winner": fmt.Sprint(i)}, "cas": 1 + writers}
+			switch r, _ := cluster.Send(dev.Addr(), dev.Token, "POST", "conc/secrets/shared", body); r.Status {
 			case http.StatusOK:
 				winners.Add(1)
 			case http.StatusBadRequest:
@@ -485,4 +488,13 @@ func TestConcurrency_ThroughVault(t *testing.T) {
 	if winners.Load() != 1 || losers.Load() != 15 {
 		t.Fatalf("%d cas winners, %d losers; want 1 and 15", winners.Load(), losers.Load())
 	}
+}
+
+// secretBody is the body of a secret write: pairs of key and value under data.
+func secretBody(pairs ...string) map[string]any {
+	data := map[string]any{}
+	for i := 0; i < len(pairs); i += 2 {
+		data[pairs[i]] = pairs[i+1]
+	}
+	return map[string]any{"data": data}
 }

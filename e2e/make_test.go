@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/harness/cluster"
 )
 
 // TestMake_RegisterAndEnableAgainstARunningVault runs `make register` and
@@ -21,25 +23,25 @@ func TestMake_RegisterAndEnableAgainstARunningVault(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "make", "-s", "-C", "..", target, "VERSION="+version, "BIN="+binary,
-			"PLUGIN_DIR="+pluginDir, "MOUNT="+made, "VAULT="+serverBinary)
-		cmd.Env = append(os.Environ(), cliEnv(dev.addr(), dev.token)...)
+			"PLUGIN_DIR="+pluginDir, "MOUNT="+made, "VAULT="+cluster.Binary)
+		cmd.Env = append(os.Environ(), cluster.CLIEnv(dev.Addr(), dev.Token)...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("make %s: %v\n%s", target, err, out)
 		}
 	}
 	t.Cleanup(func() {
-		dev.cli("secrets", "disable", made)
-		dev.cli("plugin", "deregister", "-version="+version, "secret", pluginName)
+		dev.CLI("secrets", "disable", made)
+		dev.CLI("plugin", "deregister", "-version="+version, "secret", pluginName)
 		os.Remove(filepath.Join(pluginDir, pluginName))
 	})
 	runMake("register")
 	runMake("enable")
 
-	if info := dev.mustCLI(t, "plugin", "info", "-version="+version, "secret", pluginName); !strings.Contains(info, version) {
+	if info := dev.MustCLI(t, "plugin", "info", "-version="+version, "secret", pluginName); !strings.Contains(info, version) {
 		t.Fatalf("plugin info:\n%s", info)
 	}
 	if got := runningVersion(t, dev, made); got != version {
 		t.Fatalf("running_plugin_version %v, want %s", got, version)
 	}
-	must(t, dev, http.StatusOK, "POST", made+"/secrets/app", secretBody("k", "v"))
+	cluster.Must(t, dev, http.StatusOK, "POST", made+"/secrets/app", secretBody("k", "v"))
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/harness/cluster"
 )
 
 // newNames are what the tests ask make new-plugin for: names that hold none
@@ -148,32 +150,32 @@ func buildNewPlugin(t *testing.T, dir, name string) (command, sha string) {
 func serveNewPlugin(t *testing.T, name, newMount, command, sha string) {
 	t.Helper()
 	catalog := "sys/plugins/catalog/secret/" + name
-	must(t, dev, http.StatusNoContent, "PUT", catalog, map[string]interface{}{
+	cluster.Must(t, dev, http.StatusNoContent, "PUT", catalog, map[string]any{
 		"sha256": sha, "version": oldVersion, "command": command,
 	})
-	t.Cleanup(func() { send(dev.addr(), dev.token, "DELETE", catalog+"?version="+oldVersion, nil) })
-	must(t, dev, http.StatusNoContent, "POST", "sys/mounts/"+newMount, map[string]interface{}{
-		"type": name, "config": map[string]interface{}{"plugin_version": oldVersion},
+	t.Cleanup(func() { cluster.Send(dev.Addr(), dev.Token, "DELETE", catalog+"?version="+oldVersion, nil) })
+	cluster.Must(t, dev, http.StatusNoContent, "POST", "sys/mounts/"+newMount, map[string]any{
+		"type": name, "config": map[string]any{"plugin_version": oldVersion},
 	})
-	t.Cleanup(func() { send(dev.addr(), dev.token, "DELETE", "sys/mounts/"+newMount, nil) })
+	t.Cleanup(func() { cluster.Send(dev.Addr(), dev.Token, "DELETE", "sys/mounts/"+newMount, nil) })
 	if got := runningVersion(t, dev, newMount); got != oldVersion {
 		t.Fatalf("running_plugin_version %v, want %s", got, oldVersion)
 	}
-	must(t, dev, http.StatusOK, "POST", newMount+"/secrets/app", secretBody("password", "s3cr3t"))
-	r := must(t, dev, http.StatusOK, "GET", newMount+"/secrets/app", nil)
-	if got := r.data()["data"]; !reflect.DeepEqual(got, map[string]interface{}{"password": "s3cr3t"}) || r.data()["version"] != float64(1) {
+	cluster.Must(t, dev, http.StatusOK, "POST", newMount+"/secrets/app", secretBody("password", "s3cr3t"))
+	r := cluster.Must(t, dev, http.StatusOK, "GET", newMount+"/secrets/app", nil)
+	if got := r.Data()["data"]; !reflect.DeepEqual(got, map[string]any{"password": "s3cr3t"}) || r.Data()["version"] != float64(1) {
 		t.Fatalf("read back %s", r)
 	}
-	help := must(t, dev, http.StatusOK, "GET", newMount+"?help=1", nil)
-	if !strings.Contains(fmt.Sprint(help.body["help"]), "The "+newMount+" secrets engine") {
+	help := cluster.Must(t, dev, http.StatusOK, "GET", newMount+"?help=1", nil)
+	if !strings.Contains(fmt.Sprint(help.Body["help"]), "The "+newMount+" secrets engine") {
 		t.Fatalf("the help does not name the engine %s:\n%s", newMount, help)
 	}
 	// Vault names the OpenAPI schemas after the operation prefix, in title case.
 	title := regexp.MustCompile(`(^|-)[a-z]`).ReplaceAllStringFunc(newMount, func(s string) string {
 		return strings.ToUpper(strings.TrimPrefix(s, "-"))
 	})
-	if !strings.Contains(help.raw, `"`+title+`Read`) {
-		t.Fatalf("the OpenAPI document has no operation %sRead...:\n%s", title, help.raw)
+	if !strings.Contains(help.Raw, `"`+title+`Read`) {
+		t.Fatalf("the OpenAPI document has no operation %sRead...:\n%s", title, help.Raw)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/harness/cluster"
 )
 
 // TestPersistence_RaftServerRestartKeepsEverything runs the operator's setup, not
@@ -16,35 +18,35 @@ import (
 func TestPersistence_RaftServerRestartKeepsEverything(t *testing.T) {
 	dir := t.TempDir()
 	listen, configPath := writeRaftConfig(t, dir)
-	s, err := startServerAt(dir, listen, "-config="+configPath)
+	s, err := cluster.StartServerAt(dir, listen, "-config="+configPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { s.stop() }()
+	defer func() { s.Stop() }()
 
-	initReply := must(t, s, http.StatusOK, "PUT", "sys/init", map[string]interface{}{"secret_shares": 1, "secret_threshold": 1})
-	unsealKey := initReply.body["keys"].([]interface{})[0].(string)
-	s.token = initReply.body["root_token"].(string)
+	initReply := cluster.Must(t, s, http.StatusOK, "PUT", "sys/init", map[string]any{"secret_shares": 1, "secret_threshold": 1})
+	unsealKey := initReply.Body["keys"].([]any)[0].(string)
+	s.Token = initReply.Body["root_token"].(string)
 	unseal := func() {
 		t.Helper()
-		must(t, s, http.StatusOK, "PUT", "sys/unseal", map[string]interface{}{"key": unsealKey})
+		cluster.Must(t, s, http.StatusOK, "PUT", "sys/unseal", map[string]any{"key": unsealKey})
 		waitActive(t, s)
 	}
 	unseal()
 
-	s.mustCLI(t, "plugin", "register", "-sha256="+pluginSHA[oldVersion], "-version="+oldVersion,
+	s.MustCLI(t, "plugin", "register", "-sha256="+pluginSHA[oldVersion], "-version="+oldVersion,
 		"-command="+pluginCommand(oldVersion), "secret", pluginName)
-	s.mustCLI(t, "secrets", "enable", "-path="+mount, pluginName)
+	s.MustCLI(t, "secrets", "enable", "-path="+mount, pluginName)
 	const secrets = 10
 	writeSecretsAndConfig(t, s, secrets)
 
-	s.stop()
-	token := s.token
-	s, err = startServerAt(dir, listen, "-config="+configPath)
+	s.Stop()
+	token := s.Token
+	s, err = cluster.StartServerAt(dir, listen, "-config="+configPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.token = token
+	s.Token = token
 	unseal()
 	expectSecretsAndConfig(t, s, secrets)
 }
@@ -54,7 +56,7 @@ func TestPersistence_RaftServerRestartKeepsEverything(t *testing.T) {
 // listens and the config's file.
 func writeRaftConfig(t *testing.T, dir string) (listen, file string) {
 	t.Helper()
-	ports, err := freePorts(2)
+	ports, err := cluster.FreePorts(2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,49 +89,49 @@ disable_mlock    = true
 // writeSecretsAndConfig writes secrets secrets under team/, s0 twice, and a
 // config, and checks that a secret too large for raft is refused and not
 // stored.
-func writeSecretsAndConfig(t *testing.T, s *server, secrets int) {
+func writeSecretsAndConfig(t *testing.T, s *cluster.Server, secrets int) {
 	t.Helper()
 	for i := 0; i < secrets; i++ {
-		must(t, s, http.StatusOK, "POST", fmt.Sprintf("%s/secrets/team/s%d", mount, i), secretBody("i", fmt.Sprint(i)))
+		cluster.Must(t, s, http.StatusOK, "POST", fmt.Sprintf("%s/secrets/team/s%d", mount, i), secretBody("i", fmt.Sprint(i)))
 	}
-	must(t, s, http.StatusOK, "POST", mount+"/secrets/team/s0", secretBody("i", "0-v2"))
-	must(t, s, http.StatusNoContent, "POST", mount+"/config", map[string]interface{}{"cas_required": true, "max_secret_bytes": 1048576})
+	cluster.Must(t, s, http.StatusOK, "POST", mount+"/secrets/team/s0", secretBody("i", "0-v2"))
+	cluster.Must(t, s, http.StatusNoContent, "POST", mount+"/config", map[string]any{"cas_required": true, "max_secret_bytes": 1048576})
 	// Within max_secret_bytes, but over raft's 1 MiB entry limit once stored:
 	// the caller's mistake, so a 400, and nothing stored.
-	huge := map[string]interface{}{"data": map[string]interface{}{"k": strings.Repeat("v", 1048560)}, "cas": 0}
-	must(t, s, http.StatusBadRequest, "POST", mount+"/secrets/huge", huge, "too large for this Vault's storage")
-	must(t, s, http.StatusNotFound, "GET", mount+"/secrets/huge", nil)
+	huge := map[string]any{"data": map[string]any{"k": strings.Repeat("v", 1048560)}, "cas": 0}
+	cluster.Must(t, s, http.StatusBadRequest, "POST", mount+"/secrets/huge", huge, "too large for this Vault's storage")
+	cluster.Must(t, s, http.StatusNotFound, "GET", mount+"/secrets/huge", nil)
 }
 
 // expectSecretsAndConfig fails the test unless s reads what
 // writeSecretsAndConfig wrote, versions included.
-func expectSecretsAndConfig(t *testing.T, s *server, secrets int) {
+func expectSecretsAndConfig(t *testing.T, s *cluster.Server, secrets int) {
 	t.Helper()
 	for i := 0; i < secrets; i++ {
-		r := must(t, s, http.StatusOK, "GET", fmt.Sprintf("%s/secrets/team/s%d", mount, i), nil)
+		r := cluster.Must(t, s, http.StatusOK, "GET", fmt.Sprintf("%s/secrets/team/s%d", mount, i), nil)
 		want, version := fmt.Sprint(i), float64(1)
 		if i == 0 {
 			want, version = "0-v2", 2
 		}
-		if r.data()["data"].(map[string]interface{})["i"] != want || r.data()["version"] != version {
+		if r.Data()["data"].(map[string]any)["i"] != want || r.Data()["version"] != version {
 			t.Fatalf("after restart s%d reads %s", i, r)
 		}
 	}
-	if keys := must(t, s, http.StatusOK, "LIST", mount+"/secrets/team/", nil).data()["keys"].([]interface{}); len(keys) != secrets {
+	if keys := cluster.Must(t, s, http.StatusOK, "LIST", mount+"/secrets/team/", nil).Data()["keys"].([]any); len(keys) != secrets {
 		t.Fatalf("after restart the folder lists %v", keys)
 	}
-	if cfg := must(t, s, http.StatusOK, "GET", mount+"/config", nil).data(); cfg["cas_required"] != true {
+	if cfg := cluster.Must(t, s, http.StatusOK, "GET", mount+"/config", nil).Data(); cfg["cas_required"] != true {
 		t.Fatalf("after restart config is %v", cfg)
 	}
 }
 
 // waitActive waits until an unsealed raft node has become the active node.
-func waitActive(t *testing.T, s *server) {
+func waitActive(t *testing.T, s *cluster.Server) {
 	t.Helper()
-	if err := poll(30*time.Second, func() (bool, string) {
-		r, err := send(s.address, s.token, "GET", "sys/health", nil)
-		return err == nil && r.status == http.StatusOK, r.String()
+	if err := cluster.Poll(30*time.Second, func() (bool, string) {
+		r, err := cluster.Send(s.Address, s.Token, "GET", "sys/health", nil)
+		return err == nil && r.Status == http.StatusOK, r.String()
 	}); err != nil {
-		t.Fatalf("the server did not become active: %v\n%s", err, s.logText())
+		t.Fatalf("the server did not become active: %v\n%s", err, s.LogText())
 	}
 }

@@ -6,6 +6,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/api/traffic"
+	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/harness/cluster"
+	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/harness/faults"
+	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/harness/recorder"
 )
 
 // An upgrade moves a mount to a new version of the plugin: on one server, it
@@ -14,80 +19,80 @@ import (
 // keeps the new version.
 
 func TestUpgrade_NewVersionKeepsEverySecret(t *testing.T) {
-	dev.enable(t, "upgrade", oldVersion)
+	enable(t, dev, "upgrade", oldVersion)
 	const secrets = 20
 	for i := 0; i < secrets; i++ {
-		must(t, dev, http.StatusOK, "POST", fmt.Sprintf("upgrade/secrets/s%d", i), secretBody("i", fmt.Sprint(i)))
+		cluster.Must(t, dev, http.StatusOK, "POST", fmt.Sprintf("upgrade/secrets/s%d", i), secretBody("i", fmt.Sprint(i)))
 	}
-	must(t, dev, http.StatusNoContent, "POST", "upgrade/config", map[string]interface{}{"max_secret_bytes": 4096})
+	cluster.Must(t, dev, http.StatusNoContent, "POST", "upgrade/config", map[string]any{"max_secret_bytes": 4096})
 
-	dev.mustCLI(t, "plugin", "register", "-sha256="+pluginSHA[newVersion], "-version="+newVersion,
+	dev.MustCLI(t, "plugin", "register", "-sha256="+pluginSHA[newVersion], "-version="+newVersion,
 		"-command="+pluginCommand(newVersion), "secret", pluginName)
 	t.Cleanup(func() {
-		dev.cli("secrets", "disable", "upgrade")
-		dev.cli("plugin", "deregister", "-version="+newVersion, "secret", pluginName)
+		dev.CLI("secrets", "disable", "upgrade")
+		dev.CLI("plugin", "deregister", "-version="+newVersion, "secret", pluginName)
 	})
-	dev.mustCLI(t, "secrets", "tune", "-plugin-version="+newVersion, "upgrade")
+	dev.MustCLI(t, "secrets", "tune", "-plugin-version="+newVersion, "upgrade")
 	// Vault 1.21's CLI ignores -mounts in the root namespace, so reload by name:
 	// every mount of the plugin restarts on the version it is tuned to.
-	dev.mustCLI(t, tested.reloadArgs(false)...)
+	dev.MustCLI(t, cluster.Tested.ReloadArgs(pluginName, false)...)
 
-	waitFor(t, 10*time.Second, "running_plugin_version "+newVersion+" after the reload", func() (bool, string) {
+	cluster.WaitFor(t, 10*time.Second, "running_plugin_version "+newVersion+" after the reload", func() (bool, string) {
 		got := runningVersion(t, dev, "upgrade")
 		return got == newVersion, fmt.Sprint(got)
 	})
 	for i := 0; i < secrets; i++ {
-		r := must(t, dev, http.StatusOK, "GET", fmt.Sprintf("upgrade/secrets/s%d", i), nil)
-		if r.data()["data"].(map[string]interface{})["i"] != fmt.Sprint(i) || r.data()["version"] != float64(1) {
+		r := cluster.Must(t, dev, http.StatusOK, "GET", fmt.Sprintf("upgrade/secrets/s%d", i), nil)
+		if r.Data()["data"].(map[string]any)["i"] != fmt.Sprint(i) || r.Data()["version"] != float64(1) {
 			t.Fatalf("after upgrade s%d reads %s", i, r)
 		}
 	}
-	if cfg := must(t, dev, http.StatusOK, "GET", "upgrade/config", nil).data(); cfg["max_secret_bytes"] != float64(4096) {
+	if cfg := cluster.Must(t, dev, http.StatusOK, "GET", "upgrade/config", nil).Data(); cfg["max_secret_bytes"] != float64(4096) {
 		t.Fatalf("config after upgrade %v", cfg)
 	}
-	must(t, dev, http.StatusOK, "POST", "upgrade/secrets/s0", map[string]interface{}{"data": map[string]interface{}{"i": "new"}, "cas": 1})
+	cluster.Must(t, dev, http.StatusOK, "POST", "upgrade/secrets/s0", map[string]any{"data": map[string]any{"i": "new"}, "cas": 1})
 }
 
 func TestCluster_UpgradeByPinUnderLoadAndRollBack(t *testing.T) {
-	c := sharedCluster(t)
+	c := cluster.Shared(t)
 	pin := "sys/plugins/pins/secret/" + pluginName
-	if !tested.hasPins {
+	if !cluster.Tested.HasPins {
 		// OpenBao forked before Vault added pins: upgrade by tune instead.
-		must(t, c.active(), http.StatusNotFound, "POST", pin, map[string]interface{}{"version": newVersion}, "unsupported path")
+		cluster.Must(t, c.Active(), http.StatusNotFound, "POST", pin, map[string]any{"version": newVersion}, "unsupported path")
 		return
 	}
 	mounts := prepareUpgrade(t, c)
-	t.Cleanup(func() { send(c.active().addr(), c.token, "DELETE", pin, nil) })
+	t.Cleanup(func() { cluster.Send(c.Active().Addr(), c.Token, "DELETE", pin, nil) })
 
 	// One write moves every mount of the plugin, whatever version each is tuned to.
-	upgradeUnderLoad(t, c, mounts, newVersion, func(active *node) {
-		must(t, active, http.StatusOK, "POST", pin, map[string]interface{}{"version": newVersion})
-		active.srv.mustCLI(t, tested.reloadArgs(true)...)
+	upgradeUnderLoad(t, c, mounts, newVersion, func(active *cluster.Node) {
+		cluster.Must(t, active, http.StatusOK, "POST", pin, map[string]any{"version": newVersion})
+		active.Server.MustCLI(t, cluster.Tested.ReloadArgs(pluginName, true)...)
 	})
-	if v := must(t, c.active(), http.StatusOK, "GET", pin, nil).data()["version"]; v != newVersion {
+	if v := cluster.Must(t, c.Active(), http.StatusOK, "GET", pin, nil).Data()["version"]; v != newVersion {
 		t.Fatalf("the pin reads %v after the step-down, want %s", v, newVersion)
 	}
 	// Rolled back by deleting the pin: each mount runs its tuned version again.
-	upgradeUnderLoad(t, c, mounts, oldVersion, func(active *node) {
-		must(t, active, http.StatusOK, "DELETE", pin, nil)
-		active.srv.mustCLI(t, tested.reloadArgs(true)...)
+	upgradeUnderLoad(t, c, mounts, oldVersion, func(active *cluster.Node) {
+		cluster.Must(t, active, http.StatusOK, "DELETE", pin, nil)
+		active.Server.MustCLI(t, cluster.Tested.ReloadArgs(pluginName, true)...)
 	})
 }
 
 func TestCluster_RollingUpgradeUnderLoad(t *testing.T) {
-	c := sharedCluster(t)
+	c := cluster.Shared(t)
 	mounts := prepareUpgrade(t, c)
-	upgradeUnderLoad(t, c, mounts, newVersion, func(active *node) {
+	upgradeUnderLoad(t, c, mounts, newVersion, func(active *cluster.Node) {
 		for _, m := range mounts {
-			active.srv.mustCLI(t, "secrets", "tune", "-plugin-version="+newVersion, m)
+			active.Server.MustCLI(t, "secrets", "tune", "-plugin-version="+newVersion, m)
 		}
-		active.srv.mustCLI(t, tested.reloadArgs(true)...)
+		active.Server.MustCLI(t, cluster.Tested.ReloadArgs(pluginName, true)...)
 	})
 	t.Cleanup(func() {
 		for _, m := range mounts {
-			send(c.active().addr(), c.token, "POST", "sys/mounts/"+m+"/tune", map[string]interface{}{"plugin_version": oldVersion})
+			cluster.Send(c.Active().Addr(), c.Token, "POST", "sys/mounts/"+m+"/tune", map[string]any{"plugin_version": oldVersion})
 		}
-		c.active().srv.cli(tested.reloadArgs(true)...)
+		c.Active().Server.CLI(cluster.Tested.ReloadArgs(pluginName, true)...)
 	})
 }
 
@@ -95,16 +100,16 @@ func TestCluster_RollingUpgradeUnderLoad(t *testing.T) {
 // test, puts newVersion's binary on every node beside the old one and
 // registers it, as an upgrade begins, and returns both mounts: a reload must
 // move each, and may fail requests on one at a time only.
-func prepareUpgrade(t *testing.T, c *cluster) []string {
+func prepareUpgrade(t *testing.T, c *cluster.Cluster) []string {
 	t.Helper()
-	for _, n := range c.nodes {
-		n.install(t, newVersion)
+	for _, n := range c.Nodes {
+		n.Install(t, newVersion)
 	}
-	c.active().srv.mustCLI(t, "plugin", "register", "-sha256="+pluginSHA[newVersion], "-version="+newVersion,
+	c.Active().Server.MustCLI(t, "plugin", "register", "-sha256="+pluginSHA[newVersion], "-version="+newVersion,
 		"-command="+pluginCommand(newVersion), "secret", pluginName)
 	second := mount + "-b"
-	c.active().srv.mustCLI(t, "secrets", "enable", "-path="+second, "-plugin-version="+oldVersion, pluginName)
-	t.Cleanup(func() { send(c.active().addr(), c.token, "DELETE", "sys/mounts/"+second, nil) })
+	c.Active().Server.MustCLI(t, "secrets", "enable", "-path="+second, "-plugin-version="+oldVersion, pluginName)
+	t.Cleanup(func() { cluster.Send(c.Active().Addr(), c.Token, "DELETE", "sys/mounts/"+second, nil) })
 	return []string{mount, second}
 }
 
@@ -122,48 +127,50 @@ const (
 // asserts what failed: during change at most reloadFailures requests, all on
 // one mount, within reloadSpan; during the step-down what a failover shows;
 // nothing else.
-func upgradeUnderLoad(t *testing.T, c *cluster, mounts []string, version string, change func(active *node)) {
+func upgradeUnderLoad(t *testing.T, c *cluster.Cluster, mounts []string, version string, change func(active *cluster.Node)) {
 	t.Helper()
-	active := c.active()
+	active := c.Active()
 	var paths []string
 	for _, m := range mounts {
 		p := m + "/secrets/upgrade"
-		must(t, active, http.StatusNoContent, "DELETE", p, nil)
+		cluster.Must(t, active, http.StatusNoContent, "DELETE", p, nil)
 		paths = append(paths, p)
 	}
-	standbys := c.standbys()
-	rec := newRecorder(c, paths)
-	watch := startWatcher(c, rec.now)
-	rec.start(time.Now().UnixNano(), clientSpec{pinned: standbys[0]}, clientSpec{pinned: standbys[1]}, clientSpec{}, clientSpec{})
-	defer rec.stop()
+	standbys := c.Standbys()
+	tr := traffic.New(c, paths)
+	rec := recorder.New(c, tr)
+	watch := faults.Watch(c, rec.Now)
+	rec.Start(time.Now().UnixNano(), recorder.Spec{Pinned: standbys[0], Client: tr.Client()},
+		recorder.Spec{Pinned: standbys[1], Client: tr.Client()}, recorder.Spec{Client: tr.Client()}, recorder.Spec{Client: tr.Client()})
+	defer rec.Stop()
 	time.Sleep(500 * time.Millisecond)
 
-	reload := moveEveryMount(t, active, mounts, version, change, rec.now)
+	reload := moveEveryMount(t, active, mounts, version, change, rec.Now)
 	time.Sleep(time.Second)
-	stepDown := stepDownOnVersion(t, c, mounts, version, rec.now)
+	stepDown := stepDownOnVersion(t, c, mounts, version, rec.Now)
 	time.Sleep(time.Second)
-	rec.stop()
-	res := mustBeLinearizable(t, rec, watch.disturbances([]fault{reload, stepDown}))
+	rec.Stop()
+	res := mustBeLinearizable(t, rec, watch.Disturbances([]faults.Fault{reload, stepDown}))
 
-	inReload := failedOnlyAsAllowed(t, rec.history(), reload, stepDown)
+	inReload := failedOnlyAsAllowed(t, rec.History(), reload, stepDown)
 	span, perMount := spread(inReload)
 	if len(inReload) > reloadFailures || span > reloadSpan || len(perMount) > 1 {
 		t.Errorf("during the reload %d requests failed over %v, on mounts %v; want at most %d, within %v, on one mount: %v",
 			len(inReload), span.Round(time.Millisecond), perMount, reloadFailures, reloadSpan, inReload)
 	}
 	t.Logf("to %s under load: %d operations, linearizable; the change took %v and failed %d requests over %v (%v); "+
-		"then %s: %s, %v", version, res.operations, (reload.end - reload.start).Round(time.Millisecond), len(inReload),
-		span.Round(time.Millisecond), perMount, stepDown, stepDown.detail, (stepDown.end - stepDown.start).Round(time.Millisecond))
+		"then %s: %s, %v", version, res.Operations, (reload.End - reload.Start).Round(time.Millisecond), len(inReload),
+		span.Round(time.Millisecond), perMount, stepDown, stepDown.Detail, (stepDown.End - stepDown.Start).Round(time.Millisecond))
 }
 
 // moveEveryMount runs change through the active node and waits until every
 // mount runs version; the fault it returns spans both, since requests may
 // fail from the first reload to the last.
-func moveEveryMount(t *testing.T, active *node, mounts []string, version string, change func(active *node), now func() time.Duration) fault {
+func moveEveryMount(t *testing.T, active *cluster.Node, mounts []string, version string, change func(active *cluster.Node), now func() time.Duration) faults.Fault {
 	t.Helper()
-	reload := fault{kind: faultReload, node: active, start: now()}
+	reload := faults.Fault{Kind: "plugin version change", Node: active, Start: now()}
 	change(active)
-	waitFor(t, 15*time.Second, "every mount on "+version, func() (bool, string) {
+	cluster.WaitFor(t, 15*time.Second, "every mount on "+version, func() (bool, string) {
 		for _, m := range mounts {
 			if v := runningVersion(t, active, m); v != version {
 				return false, fmt.Sprintf("%s runs %v", m, v)
@@ -171,21 +178,21 @@ func moveEveryMount(t *testing.T, active *node, mounts []string, version string,
 		}
 		return true, ""
 	})
-	reload.end = now()
+	reload.End = now()
 	return reload
 }
 
 // stepDownOnVersion steps the active node down and checks that the next one
 // runs every mount on version, with no plugin process of another: a new
 // active node builds every mount afresh, from its own plugin directory.
-func stepDownOnVersion(t *testing.T, c *cluster, mounts []string, version string, now func() time.Duration) fault {
+func stepDownOnVersion(t *testing.T, c *cluster.Cluster, mounts []string, version string, now func() time.Duration) faults.Fault {
 	t.Helper()
-	stepDown := c.inject(faultStepDown, nil, now)
-	next := c.active()
+	stepDown := faults.Inject(c, faults.StepDown, nil, now)
+	next := c.Active()
 	expectRunningVersion(t, next, version, mounts...)
-	for _, args := range processesUnder(next.pluginDir) {
+	for _, args := range cluster.ProcessesUnder(next.PluginDir) {
 		if !strings.HasSuffix(args, pluginCommand(version)) {
-			t.Errorf("%s runs %s after the step-down", next.id, args)
+			t.Errorf("%s runs %s after the step-down", next.ID, args)
 		}
 	}
 	return stepDown
@@ -194,19 +201,19 @@ func stepDownOnVersion(t *testing.T, c *cluster, mounts []string, version string
 // failedOnlyAsAllowed fails the test for every request that failed outside
 // what the README allows, a 500 during the reload or what a failover shows
 // during the step-down, and returns those that failed during the reload.
-func failedOnlyAsAllowed(t *testing.T, history []op, reload, stepDown fault) []op {
+func failedOnlyAsAllowed(t *testing.T, history []recorder.Op, reload, stepDown faults.Fault) []recorder.Op {
 	t.Helper()
-	var inReload []op
+	var inReload []recorder.Op
 	for _, o := range history {
-		if o.out.Outcome != outAmbiguous && o.out.Outcome != outRefused {
+		if !failed(o) {
 			continue
 		}
 		switch {
-		case o.call <= reload.end && o.ret >= reload.start && strings.HasPrefix(o.answer, "500 "):
+		case o.Call <= reload.End && o.Return >= reload.Start && strings.HasPrefix(o.Answer, "500 "):
 			inReload = append(inReload, o)
-		case o.call <= stepDown.end && o.ret >= stepDown.start && failoverAnswers.MatchString(o.answer):
+		case o.Call <= stepDown.End && o.Return >= stepDown.Start && failoverAnswers.MatchString(o.Answer):
 		default:
-			t.Errorf("failed outside what the README allows: %s", o)
+			t.Errorf("failed outside what the docs allow (a 500 during the reload, a failover's answers during the step-down): %s", o)
 		}
 	}
 	return inReload
@@ -214,22 +221,22 @@ func failedOnlyAsAllowed(t *testing.T, history []op, reload, stepDown fault) []o
 
 // spread is how failed requests spread: from the first one's call to the
 // last return of any, and how many on each mount.
-func spread(failed []op) (time.Duration, map[string]int) {
+func spread(failed []recorder.Op) (time.Duration, map[string]int) {
 	perMount := map[string]int{}
 	var first, last time.Duration
 	for i, o := range failed {
 		if i == 0 {
-			first = o.call
+			first = o.Call
 		}
-		last = max(last, o.ret)
-		perMount[strings.SplitN(o.in.Path, "/", 2)[0]]++
+		last = max(last, o.Return)
+		perMount[strings.SplitN(o.In.Key(), "/", 2)[0]]++
 	}
 	return last - first, perMount
 }
 
 // expectRunningVersion fails the test unless every one of mounts runs
 // version on at.
-func expectRunningVersion(t testing.TB, at endpoint, version string, mounts ...string) {
+func expectRunningVersion(t testing.TB, at cluster.Endpoint, version string, mounts ...string) {
 	t.Helper()
 	for _, m := range mounts {
 		if got := runningVersion(t, at, m); got != version {

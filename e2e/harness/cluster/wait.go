@@ -1,4 +1,4 @@
-package e2e
+package cluster
 
 import (
 	"context"
@@ -11,9 +11,9 @@ import (
 // Every wait in the tests has a deadline: a Vault that never answers, or a
 // program that hangs, fails a test instead of stalling the run.
 
-// poll calls done every 50 ms until it says true or timeout passes; the
+// Poll calls done every 50 ms until it says true or timeout passes; the
 // error then holds done's last word.
-func poll(timeout time.Duration, done func() (bool, string)) error {
+func Poll(timeout time.Duration, done func() (bool, string)) error {
 	var last string
 	for deadline := time.Now().Add(timeout); ; time.Sleep(50 * time.Millisecond) {
 		var ok bool
@@ -26,16 +26,16 @@ func poll(timeout time.Duration, done func() (bool, string)) error {
 	}
 }
 
-// waitFor is poll that fails the test, naming what it waited for.
-func waitFor(t testing.TB, timeout time.Duration, what string, done func() (bool, string)) {
+// WaitFor is poll that fails the test, naming what it waited for.
+func WaitFor(t testing.TB, timeout time.Duration, what string, done func() (bool, string)) {
 	t.Helper()
-	if err := poll(timeout, done); err != nil {
+	if err := Poll(timeout, done); err != nil {
 		t.Fatalf("waiting for %s: %v", what, err)
 	}
 }
 
-// runCommand runs a program with a deadline and returns its combined output.
-func runCommand(timeout time.Duration, name string, args ...string) (string, error) {
+// RunCommand runs a program with a deadline and returns its combined output.
+func RunCommand(timeout time.Duration, name string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/harness/cluster"
 )
 
 // The scripts behind make dev and make cluster are run as a new user runs
@@ -22,14 +24,14 @@ type script struct {
 	name   string
 	cmd    *exec.Cmd
 	stdout *os.File
-	stderr *lockedBuffer
+	stderr *cluster.LockedBuffer
 	exited chan struct{}
 }
 
 // startScript starts ./name with args, and env added to the test's own.
 func startScript(t *testing.T, env []string, name string, args ...string) *script {
 	t.Helper()
-	s := &script{name: name, stderr: &lockedBuffer{}, exited: make(chan struct{})}
+	s := &script{name: name, stderr: &cluster.LockedBuffer{}, exited: make(chan struct{})}
 	s.cmd = exec.Command("./"+name, args...)
 	s.cmd.Env = append(os.Environ(), env...)
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

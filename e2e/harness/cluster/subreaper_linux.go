@@ -1,6 +1,6 @@
 //go:build linux
 
-package e2e
+package cluster
 
 import "syscall"
 
@@ -9,7 +9,7 @@ import "syscall"
 // than to PID 1, which in a container may never reap them, and killPluginProcesses
 // reaps them once killed. Elsewhere init adopts and reaps them.
 func init() {
-	becomeSubreaper = func() error {
+	BecomeSubreaper = func() error {
 		const prSetChildSubreaper = 36
 		if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); errno != 0 {
 			return errno
