@@ -110,12 +110,108 @@ var mutations = []mutation{
 	{
 		Name:   "late-5xx",
 		Desc:   "once the plugin process is 5 s old, about one write in twenty answers 500",
-		Edits:  []edit{insertBefore(secretsFile, writeLocked, answer500("time.Since(started) > 5*time.Second && "+oneIn(20)))},
-		Append: []appendix{{File: secretsFile, Code: "\n// started is when this plugin process began.\nvar started = time.Now()\n"}},
+		Edits:  []edit{insertBefore(secretsFile, writeLocked, answer500(late+" && "+oneIn(20)))},
+		Append: []appendix{startedAt(secretsFile)},
 		// The unit suite is over in about two seconds.
 		Suites: []string{"chaos"},
 	},
+	// The API's meaning, broken only once the process is 5 s old: the unit
+	// suite is over by then, so only the table's run through a server can
+	// catch them.
+	{
+		Name: "late-cas-required-lets-create-through",
+		Desc: "once the plugin process is 5 s old, a cas_required mount lets a create through without cas",
+		Edits: []edit{{File: secretsFile, Old: "\tif cfg.CASRequired && !hasCAS {\n",
+			New: "\tif cfg.CASRequired && !hasCAS && !(req.Operation == logical.CreateOperation && " + late + ") {\n"}},
+		Append: []appendix{startedAt(secretsFile)},
+		Suites: apiSuites,
+	},
+	{
+		Name: "late-config-write-ignored",
+		Desc: "once the plugin process is 5 s old, a config write is stored but the running mount keeps the old config",
+		Edits: []edit{
+			{File: configFile, Old: "\t\"net/http\"\n", New: "\t\"net/http\"\n\t\"time\"\n"},
+			{File: configFile, Old: "\tb.config = &updated\n", New: "\tif !(" + late + ") {\n\t\tb.config = &updated\n\t}\n"},
+		},
+		Append: []appendix{startedAt(configFile)},
+		Suites: apiSuites,
+	},
+	{
+		Name: "late-update-renews-created-time",
+		Desc: "once the plugin process is 5 s old, an update gives the secret a new created_time",
+		Edits: []edit{insertAfter(secretsFile, "\t\tmeta.Version, meta.CreatedTime = current.Version+1, current.CreatedTime\n",
+			"\t\tif "+late+" {\n\t\t\tmeta.CreatedTime = now\n\t\t}\n")},
+		Append: []appendix{startedAt(secretsFile)},
+		Suites: apiSuites,
+	},
+	{
+		Name: "late-write-drops-a-key",
+		Desc: "once the plugin process is 5 s old, a write of several keys stores all but one",
+		Edits: []edit{insertBefore(secretsFile, "\tcas, hasCAS, resp := parseCAS(req.Data)\n",
+			"\tif len(data) > 1 && "+late+" {\n\t\tfor key := range data {\n\t\t\tdelete(data, key)\n\t\t\tbreak\n\t\t}\n\t}\n")},
+		Append: []appendix{startedAt(secretsFile)},
+		Suites: apiSuites,
+	},
+	{
+		Name: "late-stale-list",
+		Desc: "once the plugin process is 5 s old, a list comes from a copy up to 2 s old",
+		Edits: []edit{
+			{File: secretsFile, Old: "\t\"strings\"\n\t\"time\"\n", New: "\t\"strings\"\n\t\"sync\"\n\t\"time\"\n"},
+			{File: secretsFile, Old: "\tkeys, err := req.Storage.List(ctx, secretStorageKey(prefix))\n",
+				New: "\tkeys, err := recentList(ctx, b, req.Storage, secretStorageKey(prefix))\n"},
+		},
+		Append: []appendix{startedAt(secretsFile), {File: secretsFile, Code: recentListCode}},
+		Suites: apiSuites,
+	},
 }
+
+// apiSuites run the API's table through each server.
+var apiSuites = []string{"api", "api-openbao"}
+
+// configFile holds the config path.
+const configFile = "path_config.go"
+
+// late is true once the plugin process is 5 s old (see startedAt).
+const late = "time.Since(started) > 5*time.Second"
+
+// startedAt adds to file when the plugin process began.
+func startedAt(file string) appendix {
+	return appendix{File: file, Code: "\n// started is when this plugin process began.\nvar started = time.Now()\n"}
+}
+
+// recentListCode serves a mount's list from a copy up to 2 s old, once the
+// process is 5 s old.
+const recentListCode = `
+var (
+	recentListMu sync.Mutex
+	recentLists  = map[recentListKey]recentListEntry{}
+)
+
+type recentListKey struct {
+	b      *backend
+	prefix string
+}
+
+type recentListEntry struct {
+	keys []string
+	read time.Time
+}
+
+func recentList(ctx context.Context, b *backend, s logical.Storage, prefix string) ([]string, error) {
+	recentListMu.Lock()
+	defer recentListMu.Unlock()
+	key := recentListKey{b, prefix}
+	if r, ok := recentLists[key]; ok && time.Since(started) > 5*time.Second && time.Since(r.read) < 2*time.Second {
+		return append([]string(nil), r.keys...), nil
+	}
+	keys, err := s.List(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	recentLists[key] = recentListEntry{keys: keys, read: time.Now()}
+	return keys, nil
+}
+`
 
 // recentSecretCode is a cache as one might add for speed: keyed by storage
 // key alone, so mounts share it, and never refreshed by a write.
@@ -152,6 +248,10 @@ func insertBefore(file, anchor, code string) edit {
 }
 
 // remove drops a guard: the bug is the engine without it.
+func insertAfter(file, anchor, code string) edit {
+	return edit{File: file, Old: anchor, New: anchor + code}
+}
+
 func remove(file, old string) edit {
 	return edit{File: file, Old: old}
 }
@@ -180,6 +280,8 @@ var suites = map[string]struct {
 	"unit":          {false, nil, []string{"test", "-race", "-count=1", "./..."}},
 	"chaos":         {true, nil, []string{"test", "-count=1", "-timeout", "20m", "-run", "^TestChaos", "-v", "./..."}},
 	"chaos-openbao": {true, []string{"E2E_SERVER=openbao"}, []string{"test", "-count=1", "-timeout", "20m", "-run", "^TestChaos_StandbyReads", "-v", "./..."}},
+	"api":           {true, nil, []string{"test", "-count=1", "-timeout", "10m", "-run", "^TestAPICases_ThroughServer", "-v", "."}},
+	"api-openbao":   {true, []string{"E2E_SERVER=openbao"}, []string{"test", "-count=1", "-timeout", "10m", "-run", "^TestAPICases_ThroughServer", "-v", "."}},
 }
 
 // checkTable refuses a table that would plant nothing or name no suite.

@@ -76,7 +76,20 @@ func checkPlanted(root string, m mutation) error {
 // copyEngine copies the root module's own files: sub-modules and build
 // output would only slow every copy, and no suite needs them.
 func copyEngine(root, dst string) error {
-	entries, err := os.ReadDir(root)
+	if err := copyFiles(root, dst); err != nil {
+		return err
+	}
+	// The unit tests run the API's cases from the root module's package.
+	if err := os.Mkdir(filepath.Join(dst, "apicases"), 0o755); err != nil {
+		return err
+	}
+	return copyFiles(filepath.Join(root, "apicases"), filepath.Join(dst, "apicases"))
+}
+
+// copyFiles copies the Go files, go.mod, go.sum and Makefile of folder src,
+// not its sub-folders, into dst.
+func copyFiles(src, dst string) error {
+	entries, err := os.ReadDir(src)
 	if err != nil {
 		return err
 	}
@@ -86,11 +99,11 @@ func copyEngine(root, dst string) error {
 		if !wanted || !e.Type().IsRegular() {
 			continue
 		}
-		src, err := os.ReadFile(filepath.Join(root, name))
+		data, err := os.ReadFile(filepath.Join(src, name))
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(dst, name), src, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dst, name), data, 0o644); err != nil {
 			return err
 		}
 	}
