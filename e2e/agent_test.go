@@ -106,7 +106,7 @@ func (a *agent) waitRendered(t *testing.T, want string, within time.Duration) ti
 	cluster.WaitFor(t, within, fmt.Sprintf("the rendered file to hold %q", want), func() (bool, string) {
 		select {
 		case <-a.exited:
-			t.Fatalf("vault agent exited:\n%s", a.log.String())
+			t.Fatalf("vault agent exited, want it to render %q:\n%s", want, a.log.String())
 		default:
 		}
 		got, _ := os.ReadFile(a.rendered)

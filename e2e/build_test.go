@@ -32,7 +32,7 @@ func TestBuild_IsReproducible(t *testing.T) {
 		sha[name] = got
 	}
 	if sha["git clone"] != sha["copy without .git"] {
-		t.Fatalf("sha256 of the build from a git clone %s, from a copy without .git %s", sha["git clone"], sha["copy without .git"])
+		t.Fatalf("sha256 of the build from a copy without .git %s, want the git clone's %s", sha["copy without .git"], sha["git clone"])
 	}
 
 	// The tests registered a binary built in place, with whatever is not
@@ -50,6 +50,6 @@ func TestBuild_IsReproducible(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got != pluginSHA[oldVersion] {
-		t.Fatalf("sha256 of the build from the checkout's files without .git %s, from the checkout %s", got, pluginSHA[oldVersion])
+		t.Fatalf("sha256 of the build from the checkout's files without .git %s, want the checkout's %s", got, pluginSHA[oldVersion])
 	}
 }

@@ -150,14 +150,14 @@ func chaosSettings(t *testing.T) (int64, time.Duration) {
 	if s := os.Getenv("CHAOS_SEED"); s != "" {
 		var err error
 		if seed, err = strconv.ParseInt(s, 10, 64); err != nil {
-			t.Fatalf("CHAOS_SEED: %v", err)
+			t.Fatalf("CHAOS_SEED: %v, want an integer", err)
 		}
 	}
 	var duration time.Duration
 	if d := os.Getenv("CHAOS_DURATION"); d != "" {
 		var err error
 		if duration, err = time.ParseDuration(d); err != nil {
-			t.Fatalf("CHAOS_DURATION: %v", err)
+			t.Fatalf("CHAOS_DURATION: %v, want a duration such as 10m", err)
 		}
 	}
 	t.Logf("CHAOS_SEED=%d", seed)

@@ -47,7 +47,7 @@ func TestCluster_RegisteredOnceServesThroughEveryNode(t *testing.T) {
 	}}
 	r, err := cluster.SendWith(client, standbys[0].Addr(), c.Token, "POST", path, secretBody("password", "via-standby"))
 	if err != nil || r.Status != http.StatusOK || r.Data()["version"] != float64(1) {
-		t.Fatalf("write via standby %s: %s %v", standbys[0].ID, r, err)
+		t.Fatalf("write via standby %s: %s %v, want 200 and version 1", standbys[0].ID, r, err)
 	}
 	how := "forwarded by the standby"
 	if host, ok := redirected.Load().(string); ok {
@@ -57,16 +57,16 @@ func TestCluster_RegisteredOnceServesThroughEveryNode(t *testing.T) {
 
 	r = cluster.Must(t, standbys[1], http.StatusOK, "GET", path, nil)
 	if got := r.Data()["data"].(map[string]any)["password"]; got != "via-standby" || r.Data()["version"] != float64(1) {
-		t.Fatalf("read via standby %s: %s", standbys[1].ID, r)
+		t.Fatalf("read via standby %s: %s, want password via-standby at version 1", standbys[1].ID, r)
 	}
 	if keys := cluster.Must(t, active, http.StatusOK, "LIST", mount+"/secrets/team/", nil).Data()["keys"]; fmt.Sprint(keys) != "[app]" {
-		t.Fatalf("list via the active node: %v", keys)
+		t.Fatalf("list via the active node: %v, want [app]", keys)
 	}
 	// Only the active node runs the plugin; a standby has no process to serve from.
 	for _, n := range c.Nodes {
 		running := len(cluster.ProcessesUnder(n.PluginDir))
 		if (n == active) != (running > 0) {
-			t.Errorf("%s (active: %v) runs %d plugin processes", n.ID, n == active, running)
+			t.Errorf("%s (active: %v) runs %d plugin processes, want some on the active node alone", n.ID, n == active, running)
 		}
 	}
 	t.Logf("median read: %v via the active node, %v via a standby",
@@ -248,8 +248,8 @@ func restoreUnderReads(t *testing.T, c *cluster.Cluster, a *cluster.Node, snapsh
 	t.Logf("snapshot restore: the CLI returned after %v; %d reads, the slowest took %v; plugin processes before %v, after %v",
 		restored.Round(time.Millisecond), len(rec.History()), slowest.Round(time.Millisecond), before, after)
 	if len(failed) > 0 || slowest > restoreWait || !replaced {
-		t.Fatalf("during the restore %d reads failed %v; the slowest took %v (at most %v); a new plugin process: %v",
-			len(failed), failed, slowest, restoreWait, replaced)
+		t.Fatalf("during the restore %d reads failed %v, the slowest took %v, a new plugin process: %v; "+
+			"want none failed, none slower than %v, and a new process", len(failed), failed, slowest, replaced, restoreWait)
 	}
 }
 
@@ -265,10 +265,10 @@ func expectSnapshotState(t *testing.T, c *cluster.Cluster, snap string) {
 		cluster.Must(t, n, http.StatusNotFound, "GET", snap+"b", nil)
 		cluster.Must(t, n, http.StatusOK, "GET", snap+"c", nil)
 		if keys := cluster.Must(t, n, http.StatusOK, "LIST", snap, nil).Data()["keys"]; fmt.Sprint(keys) != "[a c]" {
-			t.Fatalf("after the restore snap/ lists %v via %s", keys, n.ID)
+			t.Fatalf("after the restore snap/ lists %v via %s, want the snapshot's [a c]", keys, n.ID)
 		}
 		if cfg := cluster.Must(t, n, http.StatusOK, "GET", mount+"/config", nil).Data(); cfg["cas_required"] != false || cfg["max_secret_bytes"] != float64(4096) {
-			t.Fatalf("after the restore config is %v via %s, want the snapshot's", cfg, n.ID)
+			t.Fatalf("after the restore config is %v via %s, want the snapshot's: cas_required false, max_secret_bytes 4096", cfg, n.ID)
 		}
 	}
 }
@@ -284,12 +284,12 @@ func TestCluster_NodeWithoutTheBinaryIsCaughtByThePreflightCheck(t *testing.T) {
 	// The pre-flight check, run on every node, catches it before any failover.
 	for _, n := range []*cluster.Node{good, spare} {
 		if out, err := verifyNode(c, n); err != nil || !strings.Contains(out, "OK") {
-			t.Fatalf("verify-node on %s: %v\n%s", n.ID, err, out)
+			t.Fatalf("verify-node on %s: %v\n%s\nwant it to pass and print OK", n.ID, err, out)
 		}
 	}
 	out, err := verifyNode(c, bad)
 	if err == nil || !strings.Contains(out, "missing") || !strings.Contains(out, pluginSHA[oldVersion]) {
-		t.Fatalf("verify-node on %s, which lacks the binary: %v\n%s", bad.ID, err, out)
+		t.Fatalf("verify-node on %s, which lacks the binary: %v\n%s\nwant it to fail, saying missing and naming SHA-256 %s", bad.ID, err, out, pluginSHA[oldVersion])
 	}
 	t.Logf("verify-node on %s:\n%s", bad.ID, out)
 	preflightCatchesAnotherBinary(t, c, spare)
@@ -302,7 +302,7 @@ func TestCluster_NodeWithoutTheBinaryIsCaughtByThePreflightCheck(t *testing.T) {
 	// Recovery: the binary back, then a step-down.
 	bad.Install(t, oldVersion)
 	if out, err := verifyNode(c, bad); err != nil {
-		t.Fatalf("verify-node on %s with the binary back: %v\n%s", bad.ID, err, out)
+		t.Fatalf("verify-node on %s with the binary back: %v\n%s\nwant it to pass", bad.ID, err, out)
 	}
 	recoverByStepDown(t, c, bad)
 }
@@ -331,7 +331,7 @@ func preflightCatchesAnotherBinary(t *testing.T, c *cluster.Cluster, n *cluster.
 		t.Fatal(err)
 	}
 	if out, err := verifyNode(c, n); err == nil || !strings.Contains(out, pluginSHA[newVersion]) {
-		t.Fatalf("verify-node on %s, whose binary differs: %v\n%s", n.ID, err, out)
+		t.Fatalf("verify-node on %s, whose binary differs: %v\n%s\nwant it to fail, naming SHA-256 %s", n.ID, err, out, pluginSHA[newVersion])
 	}
 	if err := os.Rename(wrong+".orig", wrong); err != nil {
 		t.Fatal(err)
@@ -346,16 +346,16 @@ func servesNothingWithoutTheBinary(t *testing.T, c *cluster.Cluster, bad *cluste
 	health := cluster.Must(t, bad, http.StatusOK, "GET", "sys/health", nil)
 	r := cluster.Must(t, bad, http.StatusNotFound, "GET", mount+"/secrets/app", nil)
 	if !strings.Contains(r.Raw, "backend is nil") {
-		t.Fatalf("a read on %s: %s", bad.ID, r)
+		t.Fatalf("a read on %s: %s, want an error saying backend is nil", bad.ID, r)
 	}
 	cli, err := bad.Server.CLI("read", mount+"/secrets/app")
 	if err == nil || !strings.Contains(cli, "No value found at "+mount+"/secrets/app") {
-		t.Fatalf("vault read on %s: %v\n%s", bad.ID, err, cli)
+		t.Fatalf("vault read on %s: %v\n%s\nwant it to fail with No value found at %s/secrets/app", bad.ID, err, cli, mount)
 	}
 	write := cluster.Must(t, bad, http.StatusNotFound, "POST", mount+"/secrets/app", secretBody("password", "lost?"))
 	logged := regexp.MustCompile(`.*skipping plugin-based mount entry.*`).FindString(bad.Server.LogText())
 	if !strings.Contains(logged, "path="+mount+"/") {
-		t.Fatalf("%s does not log the skipped mount", bad.ID)
+		t.Fatalf("%s logs %q, want a skipped mount entry with path=%s/", bad.ID, logged, mount)
 	}
 	t.Logf("%s active without the binary: sys/health %d (sealed %v, standby %v); read %s; vault read prints %q; write %s; log: %s",
 		bad.ID, health.Status, health.Body["sealed"], health.Body["standby"], r, strings.TrimSpace(cli), write, logged)
@@ -376,13 +376,13 @@ func recoverByStepDown(t *testing.T, c *cluster.Cluster, bad *cluster.Node) {
 		// until the node steps down (a Vault bug).
 		r := cluster.Must(t, bad, http.StatusInternalServerError, "POST", mount+"/secrets/app", rotate)
 		if !strings.Contains(r.Raw, "cannot write to storage during setup") {
-			t.Fatalf("a write after the reload: %s", r)
+			t.Fatalf("a write after the reload: %s, want cannot write to storage during setup", r)
 		}
 		t.Logf("binary back and plugin reload: reads work, a write gets %s", r)
 		bad.Server.MustCLI(t, "operator", "step-down")
 		c.WaitOtherActive(bad)
 		if r = cluster.Must(t, bad, http.StatusOK, "GET", mount+"/secrets/app", nil); r.Data()["data"].(map[string]any)["password"] != "s3cr3t" {
-			t.Fatalf("after recovery: %s", r)
+			t.Fatalf("after recovery: %s, want password s3cr3t", r)
 		}
 		cluster.Must(t, bad, http.StatusOK, "POST", mount+"/secrets/app", rotate)
 	}
@@ -390,7 +390,7 @@ func recoverByStepDown(t *testing.T, c *cluster.Cluster, bad *cluster.Node) {
 	c.MakeActive(bad)
 	r := cluster.Must(t, bad, http.StatusOK, "GET", mount+"/secrets/app", nil)
 	if r.Data()["version"] != float64(2) {
-		t.Fatalf("on %s active again: %s", bad.ID, r)
+		t.Fatalf("on %s active again: %s, want version 2", bad.ID, r)
 	}
 	cluster.Must(t, bad, http.StatusOK, "POST", mount+"/secrets/app", map[string]any{"data": map[string]any{"password": "again"}, "cas": 2})
 }
@@ -401,7 +401,7 @@ func recoverByStepDown(t *testing.T, c *cluster.Cluster, bad *cluster.Node) {
 func TestCluster_ScriptServesThePluginAndStopsOnCtrlC(t *testing.T) {
 	binary := filepath.Join(t.TempDir(), pluginName)
 	if out, err := cluster.RunCommand(5*time.Minute, "make", "-s", "-C", "..", "build", "BIN="+binary); err != nil {
-		t.Fatalf("make build: %v\n%s", err, out)
+		t.Fatalf("make build: %v\n%s\nwant a binary", err, out)
 	}
 	var addrs, listens []string
 	for _, port := range cluster.FreePortPairs(t, 3) {
@@ -428,7 +428,7 @@ func TestCluster_ScriptServesThePluginAndStopsOnCtrlC(t *testing.T) {
 	for _, want := range []string{"export VAULT_ADDR=http://" + addrs[0] + " VAULT_TOKEN=", "http://" + addrs[1], "http://" + addrs[2],
 		"vault operator raft list-peers", "vault write " + mount + "/secrets/app", "vault read " + mount + "/secrets/app", "vault operator step-down", "make verify-node"} {
 		if !strings.Contains(printed, want) || work == "" {
-			t.Fatalf("make cluster does not print %q or where its files are:\n%s\nstderr:\n%s", want, printed, s.stderr)
+			t.Fatalf("make cluster prints:\n%s\nstderr:\n%s\nwant %q and where its files are", printed, s.stderr, want)
 		}
 	}
 	// OpenBao registers the plugin from each node's config, Vault through its API.
@@ -442,12 +442,12 @@ func TestCluster_ScriptServesThePluginAndStopsOnCtrlC(t *testing.T) {
 		for i := 1; i <= 3; i++ {
 			config, err := os.ReadFile(filepath.Join(work, fmt.Sprintf("node%d", i), "server.hcl"))
 			if want := fmt.Sprintf("sha256sum = %q", strings.TrimSpace(string(sha))); err != nil || !strings.Contains(string(config), want) {
-				t.Fatalf("node%d's config does not declare the plugin with %s: %v\n%s", i, want, err, config)
+				t.Fatalf("node%d's config: %v\n%s\nwant it to declare the plugin with %s", i, err, config, want)
 			}
 		}
 	}
 	if !strings.Contains(printed, registered) {
-		t.Fatalf("make cluster does not print %q:\n%s", registered, printed)
+		t.Fatalf("make cluster prints:\n%s\nwant %q", printed, registered)
 	}
 
 	out, pasted := paste(t, printed)
@@ -455,7 +455,8 @@ func TestCluster_ScriptServesThePluginAndStopsOnCtrlC(t *testing.T) {
 	voters := regexp.MustCompile(`(?m)^node\d\s+\S+\s+(leader|follower)\s+true$`).FindAllString(out, -1)
 	if len(leaders) != 2 || leaders[0][1] == leaders[1][1] || len(voters) != 6 ||
 		strings.Count(out, "password:s3cr3t") != 2 || !strings.Contains(out, "OK: ") {
-		t.Fatalf("pasting\n%s\nprints\n%s", strings.Join(pasted, "\n"), out)
+		t.Fatalf("pasting\n%s\nprints\n%s\nwant 3 voters twice, another leader after the step-down, password:s3cr3t twice and OK: from verify-node",
+			strings.Join(pasted, "\n"), out)
 	}
 	t.Logf("pasted %d lines: 3 voters, a write via node2, reads via node3 before and after the step-down (%s to %s), verify-node OK",
 		len(pasted), leaders[0][1], leaders[1][1])
@@ -481,7 +482,7 @@ func paste(t *testing.T, instructions string) (string, []string) {
 	shell.Dir = ".."
 	out, err := shell.CombinedOutput()
 	if err != nil {
-		t.Fatalf("pasting\n%s\nfails: %v\n%s", lines, err, out)
+		t.Fatalf("pasting\n%s\nfails: %v\n%s\nwant every line to succeed", lines, err, out)
 	}
 	return string(out), pasted
 }
@@ -493,14 +494,14 @@ func nothingLeftBehind(t *testing.T, listens []string, work string) {
 	for _, listen := range listens {
 		if conn, err := net.DialTimeout("tcp", listen, time.Second); err == nil {
 			conn.Close()
-			t.Errorf("%s still listens after Ctrl-C", listen)
+			t.Errorf("%s still listens after Ctrl-C, want it closed", listen)
 		}
 	}
 	if left := cluster.ProcessesWhere(func(p cluster.Process) bool { return strings.Contains(p.Args, work) }); len(left) > 0 {
-		t.Errorf("processes left after Ctrl-C: %v", left)
+		t.Errorf("processes left after Ctrl-C: %v, want none", left)
 	}
 	if _, err := os.Stat(work); !os.IsNotExist(err) {
-		t.Errorf("%s is still there after Ctrl-C", work)
+		t.Errorf("%s is still there after Ctrl-C, want it removed", work)
 	}
 }
 

@@ -68,7 +68,7 @@ func TestDeclaredPlugin_RunsOnlyTheBinaryItsConfigNames(t *testing.T) {
 	restartDeclaring(pluginSHA[oldVersion])
 	c.WaitServing()
 	if r := cluster.Must(t, n, http.StatusOK, "GET", secret, nil); r.Data()["version"] != float64(1) {
-		t.Fatalf("after the right checksum is back: %s", r)
+		t.Fatalf("after the right checksum is back: %s, want version 1", r)
 	}
 }
 
@@ -77,9 +77,9 @@ func TestDeclaredPlugin_RunsOnlyTheBinaryItsConfigNames(t *testing.T) {
 func neverRan(t *testing.T, n *cluster.Node) {
 	t.Helper()
 	if pids := cluster.ProcessesUnder(n.PluginDir); len(pids) > 0 {
-		t.Fatalf("%s runs plugin processes %v though its config names another checksum", n.ID, pids)
+		t.Fatalf("%s runs plugin processes %v though its config names another checksum, want none", n.ID, pids)
 	}
 	if log := n.Logs[len(n.Logs)-1].String(); !strings.Contains(log, "checksums did not match") {
-		t.Fatalf("%s's log does not say the checksum did not match:\n%s", n.ID, log)
+		t.Fatalf("%s's log:\n%s\nwant it to say the checksums did not match", n.ID, log)
 	}
 }

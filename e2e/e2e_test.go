@@ -26,7 +26,7 @@ func TestOperator_RegisterEnableInfoWithTheCLI(t *testing.T) {
 	info := dev.MustCLI(t, "plugin", "info", "-version="+oldVersion, "secret", pluginName)
 	for _, want := range []string{oldVersion, pluginSHA[oldVersion]} {
 		if !strings.Contains(info, want) {
-			t.Fatalf("plugin info does not show %s:\n%s", want, info)
+			t.Fatalf("plugin info:\n%s\nwant it to show %s", info, want)
 		}
 	}
 	dev.MustCLI(t, "secrets", "enable", "-path="+mount, pluginName)
@@ -39,19 +39,19 @@ func TestOperator_RegisterEnableInfoWithTheCLI(t *testing.T) {
 	dev.MustCLI(t, "write", mount+"/secrets/team/db", "data=password=y")
 	var data map[string]string
 	if err := json.Unmarshal([]byte(dev.MustCLI(t, "read", "-format=json", "-field=data", mount+"/secrets/app")), &data); err != nil {
-		t.Fatal(err)
+		t.Fatalf("read -format=json -field=data: %v, want a JSON object", err)
 	}
 	if !reflect.DeepEqual(data, map[string]string{"username": "app", "password": "x"}) {
-		t.Fatalf("read -field=data: %v", data)
+		t.Fatalf("read -field=data: got %v, want map[password:x username:app]", data)
 	}
 	if out := dev.MustCLI(t, "list", mount+"/secrets"); !strings.Contains(out, "app\nteam/") {
-		t.Fatalf("vault list:\n%s", out)
+		t.Fatalf("vault list:\n%s\nwant app, then team/", out)
 	}
 	if out, err := dev.CLI("list", mount+"/secrets/nothing"); err == nil || !strings.Contains(out, "No value found") {
-		t.Fatalf("listing an empty folder: %v\n%s", err, out)
+		t.Fatalf("listing an empty folder: %v\n%s\nwant an error saying No value found", err, out)
 	}
 	if out := dev.MustCLI(t, "path-help", mount+"/secrets/app"); !strings.Contains(out, "cas") {
-		t.Fatalf("path-help:\n%s", out)
+		t.Fatalf("path-help:\n%s\nwant it to mention cas", out)
 	}
 }
 
@@ -100,10 +100,10 @@ func expectSecretValueNotLogged(t *testing.T, auditLog string) {
 	t.Helper()
 	audit, err := os.ReadFile(auditLog)
 	if err != nil || len(audit) == 0 {
-		t.Fatalf("no audit log: %v", err)
+		t.Fatalf("audit log %s: %d bytes (%v), want some", auditLog, len(audit), err)
 	}
 	if strings.Contains(string(audit), secretValue) || strings.Contains(dev.LogText(), secretValue) {
-		t.Fatal("a secret value reached the server log or the audit log")
+		t.Fatal("a secret value reached the server log or the audit log, want it in neither")
 	}
 }
 
@@ -116,11 +116,11 @@ func apiNeverEchoesTheSecret(t *testing.T) {
 	for _, malformed := range []any{secretValue, []any{secretValue}, map[string]any{"password": []any{secretValue}}} {
 		r := cluster.Must(t, dev, http.StatusBadRequest, "POST", "api/secrets/logged", map[string]any{"data": malformed}, "data")
 		if strings.Contains(r.Raw, secretValue) {
-			t.Fatalf("an error quotes the secret: %s", r)
+			t.Fatalf("got %s, want an error that does not quote the secret", r)
 		}
 	}
 	if out, err := dev.CLI("write", "api/secrets/logged", "data="+secretValue); err == nil || strings.Contains(out, secretValue) {
-		t.Fatalf("vault write data=VALUE without a key: %v\n%s", err, out)
+		t.Fatalf("vault write data=VALUE without a key: %v\n%s\nwant it to fail without quoting the value", err, out)
 	}
 	cluster.Must(t, dev, http.StatusNoContent, "DELETE", "api/secrets/logged", nil)
 }
@@ -132,13 +132,13 @@ func apiConfig(t *testing.T) {
 	t.Helper()
 	cfg := cluster.Must(t, dev, http.StatusOK, "GET", "api/config", nil).Data()
 	if cfg["max_secret_bytes"] != float64(524288) || cfg["cas_required"] != false {
-		t.Fatalf("default config %v", cfg)
+		t.Fatalf("default config %v, want max_secret_bytes 524288 and cas_required false", cfg)
 	}
 	cluster.Must(t, dev, http.StatusNoContent, "POST", "api/config", map[string]any{"max_secret_bytes": 64})
 	cluster.Must(t, dev, http.StatusNoContent, "PUT", "api/config", map[string]any{"cas_required": "false"})
 	cfg = cluster.Must(t, dev, http.StatusOK, "GET", "api/config", nil).Data()
 	if cfg["max_secret_bytes"] != float64(64) {
-		t.Fatalf("partial update lost max_secret_bytes: %v", cfg)
+		t.Fatalf("config after a partial update %v, want max_secret_bytes still 64", cfg)
 	}
 	// The plugin's own words, whatever form the value takes.
 	const maxBytesRule = "max_secret_bytes: must be a whole number from 1 to 1048576"
@@ -149,7 +149,7 @@ func apiConfig(t *testing.T) {
 		cluster.Must(t, dev, http.StatusBadRequest, "POST", "api/config", map[string]any{"cas_required": bad}, "cas_required: must be true or false")
 	}
 	if out, err := dev.CLI("write", "api/config", "max_secret_bytes=1.5"); err == nil || !strings.Contains(out, maxBytesRule) || strings.Contains(out, "strconv") {
-		t.Fatalf("vault write api/config max_secret_bytes=1.5: %v\n%s", err, out)
+		t.Fatalf("vault write api/config max_secret_bytes=1.5: %v\n%s\nwant it to fail with %q and no strconv", err, out, maxBytesRule)
 	}
 }
 
@@ -159,20 +159,20 @@ func apiWriteReadAndCAS(t *testing.T) {
 	t.Helper()
 	w := cluster.Must(t, dev, http.StatusOK, "POST", "api/secrets/team/app", secretBody("username", "app", "password", "s3cr3t"))
 	if w.Data()["version"] != float64(1) || w.Data()["created_time"] == nil || w.Data()["data"] != nil {
-		t.Fatalf("write response %s", w)
+		t.Fatalf("write response %s, want version 1, a created_time and no data", w)
 	}
 	r := cluster.Must(t, dev, http.StatusOK, "GET", "api/secrets/team/app", nil)
 	if r.Body["lease_id"] != "" || r.Body["lease_duration"] != float64(0) {
-		t.Fatalf("a read carries a lease: %s", r)
+		t.Fatalf("read %s, want no lease (empty lease_id, lease_duration 0)", r)
 	}
 	if got := r.Data()["data"]; !reflect.DeepEqual(got, map[string]any{"username": "app", "password": "s3cr3t"}) {
-		t.Fatalf("read %s", r)
+		t.Fatalf("read %s, want data username=app, password=s3cr3t", r)
 	}
 	cluster.Must(t, dev, http.StatusOK, "PUT", "api/secrets/team/app", map[string]any{"data": map[string]any{"k": "v"}, "cas": 1})
 	cluster.Must(t, dev, http.StatusBadRequest, "PUT", "api/secrets/team/app", map[string]any{"data": map[string]any{"k": "v"}, "cas": 1}, "current version is 2")
 	warned := cluster.Must(t, dev, http.StatusOK, "POST", "api/secrets/x", map[string]any{"data": map[string]any{"k": "v"}, "colour": "blue"})
 	if !strings.Contains(fmt.Sprint(warned.Body["warnings"]), "colour") {
-		t.Fatalf("no warning for an unknown field: %s", warned)
+		t.Fatalf("write with an unknown field: %s, want a warning that names colour", warned)
 	}
 }
 
@@ -222,7 +222,7 @@ func apiEnforcesCASRequired(t *testing.T) {
 	cluster.Must(t, dev, http.StatusOK, "POST", "api/secrets/y", map[string]any{"data": map[string]any{"k": "v"}, "cas": 0})
 	cluster.Must(t, dev, http.StatusNoContent, "DELETE", "api/config", nil)
 	if cfg := cluster.Must(t, dev, http.StatusOK, "GET", "api/config", nil).Data(); cfg["max_secret_bytes"] != float64(524288) || cfg["cas_required"] != false {
-		t.Fatalf("config after delete %v", cfg)
+		t.Fatalf("config after delete %v, want max_secret_bytes 524288 and cas_required false", cfg)
 	}
 }
 
@@ -232,7 +232,7 @@ func apiListsAndDeletes(t *testing.T) {
 	t.Helper()
 	list := cluster.Must(t, dev, http.StatusOK, "LIST", "api/secrets", nil)
 	if got := list.Data()["keys"]; !reflect.DeepEqual(got, []any{"team/", "x", "y"}) {
-		t.Fatalf("list %s", list)
+		t.Fatalf("list %s, want keys [team/ x y]", list)
 	}
 	cluster.Must(t, dev, http.StatusOK, "GET", "api/secrets/team/?list=true", nil)
 	cluster.Must(t, dev, http.StatusNotFound, "LIST", "api/secrets/nothing/", nil)
@@ -243,7 +243,7 @@ func apiListsAndDeletes(t *testing.T) {
 	cluster.Must(t, dev, http.StatusNotFound, "GET", "api/secrets/y", nil)
 	again := cluster.Must(t, dev, http.StatusOK, "POST", "api/secrets/y", map[string]any{"data": map[string]any{"k": "v"}, "cas": 0})
 	if again.Data()["version"] != float64(1) {
-		t.Fatalf("version after delete %s", again)
+		t.Fatalf("write after delete %s, want version 1", again)
 	}
 }
 
@@ -252,12 +252,12 @@ func apiListsAndDeletes(t *testing.T) {
 func apiDocumentsItself(t *testing.T) {
 	t.Helper()
 	if help := dev.MustCLI(t, "path-help", "api/config"); !strings.Contains(help, "max_secret_bytes") {
-		t.Fatalf("path-help config:\n%s", help)
+		t.Fatalf("path-help config:\n%s\nwant it to mention max_secret_bytes", help)
 	}
 	openapi := cluster.Must(t, dev, http.StatusOK, "GET", "sys/internal/specs/openapi", nil)
 	for _, p := range []string{`"/api/config"`, `"/api/secrets/{name}"`, `"/api/secrets/"`} {
 		if !strings.Contains(openapi.Raw, p) {
-			t.Fatalf("Vault's OpenAPI document has no %s", p)
+			t.Fatalf("Vault's OpenAPI document has no %s, want every path of the plugin", p)
 		}
 	}
 }
@@ -272,7 +272,7 @@ func TestMultiplexing_OneProcessServesIsolatedMounts(t *testing.T) {
 	for _, m := range []string{"a", "b"} {
 		r := cluster.Must(t, dev, http.StatusOK, "GET", "mux-"+m+"/secrets/app", nil)
 		if got := r.Data()["data"].(map[string]any)["mount"]; got != m {
-			t.Fatalf("mux-%s reads mount %v's data", m, got)
+			t.Fatalf("mux-%s reads mount %v's data, want its own", m, got)
 		}
 	}
 	cluster.Must(t, dev, http.StatusOK, "POST", "mux-b/secrets/other", secretBody("k", "v")) // cas_required is mux-a's alone
@@ -312,7 +312,7 @@ func servedAfterKill(t *testing.T, path string) {
 		}
 		failed++
 		if time.Since(killed) > faults.KillPlugin.Bound() {
-			t.Fatalf("not served %v after the kill; %d requests got 500 Unavailable, the last: %s", faults.KillPlugin.Bound(), failed, r)
+			t.Fatalf("%d requests got 500 Unavailable, the last: %s, want a 200 within %v of the kill", failed, r, faults.KillPlugin.Bound())
 		}
 	}
 	t.Logf("served %v after the kill, after %d requests that got 500 Unavailable", time.Since(killed).Round(time.Millisecond), failed)
@@ -322,11 +322,11 @@ func TestCrash_KilledPluginComesBackWithAllData(t *testing.T) {
 	enable(t, dev, "crash", oldVersion)
 	cluster.Must(t, dev, http.StatusOK, "POST", "crash/secrets/before", secretBody("k", "kept"))
 	if killDevPluginProcesses(t) == 0 {
-		t.Fatal("no plugin process to kill")
+		t.Fatal("no plugin process to kill, want the mount's")
 	}
 	servedAfterKill(t, "crash/secrets/before")
 	if r := cluster.Must(t, dev, http.StatusOK, "GET", "crash/secrets/before", nil); r.Data()["data"].(map[string]any)["k"] != "kept" {
-		t.Fatalf("a read after SIGKILL: %s", r)
+		t.Fatalf("a read after SIGKILL: %s, want k=kept", r)
 	}
 
 	// Writers race a second kill; each write carries its own id twice, so a
@@ -361,7 +361,8 @@ func TestCrash_KilledPluginComesBackWithAllData(t *testing.T) {
 		// Vault retries a request once when the plugin dies under it, so a write
 		// that had landed can land again: at most one extra version per kill.
 		if data["id"] != data["copy"] || version < acked[w].Load() || version > perWriter+int64(killed) {
-			t.Fatalf("w%d is inconsistent: %v, version %d, %d writes acknowledged", w, data, version, acked[w].Load())
+			t.Fatalf("w%d holds %v at version %d, want id = copy and a version from %d (acknowledged) to %d",
+				w, data, version, acked[w].Load(), perWriter+int64(killed))
 		}
 	}
 	cluster.Must(t, dev, http.StatusOK, "GET", "crash/secrets/before", nil)
@@ -394,7 +395,7 @@ func TestTamperedBinary_IsRefused(t *testing.T) {
 		"type": name, "config": map[string]any{"plugin_version": oldVersion},
 	})
 	if r.Status < 400 || !strings.Contains(strings.ToLower(r.Raw), "checksum") {
-		t.Fatalf("enabling a tampered binary: %s", r)
+		t.Fatalf("enabling a tampered binary: %s, want an error about its checksum", r)
 	}
 }
 
@@ -439,7 +440,7 @@ func TestACL_CreateWithoutUpdateAndReadOnly(t *testing.T) {
 	}
 	for name, want := range map[string]string{"new": "v", "existing": "v"} {
 		if got := cluster.Must(t, dev, http.StatusOK, "GET", "acl/secrets/"+name, nil).Data()["data"].(map[string]any)["k"]; got != want {
-			t.Fatalf("%s holds %v after denied writes", name, got)
+			t.Fatalf("%s holds %v after denied writes, want %s", name, got, want)
 		}
 	}
 }
@@ -459,13 +460,13 @@ func TestConcurrency_ThroughVault(t *testing.T) {
 			if r, _ := cluster.Send(dev.Addr(), dev.Token, "POST", "conc/secrets/shared", secretBody("writer", fmt.Sprint(i))); r.Status == http.StatusOK {
 				ok.Add(1)
 			} else {
-				t.Errorf("writer %d: %s", i, r)
+				t.Errorf("writer %d: got %s, want 200", i, r)
 			}
 		}()
 	}
 	wg.Wait()
 	if v := cluster.Must(t, dev, http.StatusOK, "GET", "conc/secrets/shared", nil).Data()["version"]; v != float64(1+ok.Load()) || ok.Load() != writers {
-		t.Fatalf("version %v after %d successful writes", v, ok.Load())
+		t.Fatalf("version %v after %d of %d writes succeeded, want all of them and version %d", v, ok.Load(), writers, 1+writers)
 	}
 
 	var winners, losers atomic.Int64
@@ -480,7 +481,7 @@ func TestConcurrency_ThroughVault(t *testing.T) {
 			case http.StatusBadRequest:
 				losers.Add(1)
 			default:
-				t.Errorf("cas writer %d: %s", i, r)
+				t.Errorf("cas writer %d: got %s, want 200 or 400", i, r)
 			}
 		}()
 	}

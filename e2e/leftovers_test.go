@@ -25,7 +25,7 @@ func TestLeftovers_TheReaperStopsARunsProcessesWhenItEnds(t *testing.T) {
 	stdin.Close()
 	waitGone(t, "the reaper to stop the run's server and its child", server, child)
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
-		t.Errorf("the reaper left the run's folder: %v", err)
+		t.Errorf("the reaper left the run's folder (%v), want it removed", err)
 	}
 }
 
@@ -39,13 +39,13 @@ func TestLeftovers_TheNextRunStopsWhatAnEndedRunLeft(t *testing.T) {
 	ended, server, child := startFakeRun(t, gone.Process.Pid)
 	going, other, otherChild := startFakeRun(t, os.Getpid())
 	cluster.StopEarlierRuns()
-	waitGone(t, "the processes of the ended run", server, child)
+	waitGone(t, "the processes of the ended run stopped", server, child)
 	running(t, other, otherChild)
 	if _, err := os.Stat(ended); !os.IsNotExist(err) {
-		t.Errorf("the ended run's folder is still there: %v", err)
+		t.Errorf("the ended run's folder is still there (%v), want it removed", err)
 	}
 	if _, err := os.Stat(going); err != nil {
-		t.Errorf("the folder of a run that still goes: %v", err)
+		t.Errorf("the folder of a run that still goes: %v, want it kept", err)
 	}
 }
 
@@ -104,7 +104,7 @@ func running(t *testing.T, pids ...int) {
 	}
 	for _, pid := range pids {
 		if !live[pid] {
-			t.Fatalf("%d does not run", pid)
+			t.Fatalf("%d does not run, want it running", pid)
 		}
 	}
 }

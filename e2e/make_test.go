@@ -26,7 +26,7 @@ func TestMake_RegisterAndEnableAgainstARunningVault(t *testing.T) {
 			"PLUGIN_DIR="+pluginDir, "MOUNT="+made, "VAULT="+cluster.Binary)
 		cmd.Env = append(os.Environ(), cluster.CLIEnv(dev.Addr(), dev.Token)...)
 		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("make %s: %v\n%s", target, err, out)
+			t.Fatalf("make %s: %v, want it to succeed\n%s", target, err, out)
 		}
 	}
 	t.Cleanup(func() {
@@ -38,7 +38,7 @@ func TestMake_RegisterAndEnableAgainstARunningVault(t *testing.T) {
 	runMake("enable")
 
 	if info := dev.MustCLI(t, "plugin", "info", "-version="+version, "secret", pluginName); !strings.Contains(info, version) {
-		t.Fatalf("plugin info:\n%s", info)
+		t.Fatalf("plugin info:\n%s\nwant it to show %s", info, version)
 	}
 	if got := runningVersion(t, dev, made); got != version {
 		t.Fatalf("running_plugin_version %v, want %s", got, version)

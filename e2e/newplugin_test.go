@@ -33,14 +33,14 @@ func TestNewPlugin_WritesAPluginOfItsOwnThatVaultRuns(t *testing.T) {
 	dir := t.TempDir()
 	out, err := newPlugin(t, name, module, dir, "GIT_CONFIG_GLOBAL="+os.DevNull, "GIT_CONFIG_NOSYSTEM=1")
 	if err != nil {
-		t.Fatalf("make new-plugin: %v\n%s", err, out)
+		t.Fatalf("make new-plugin: %v\n%s\nwant it to succeed", err, out)
 	}
 
 	if log := mustRun(t, time.Minute, dir, "git", "log", "--format=%an <%ae>"); log != "make new-plugin <new-plugin@localhost>\n" {
 		t.Fatalf("want one commit by make new-plugin, got:\n%s", log)
 	}
 	if status := mustRun(t, time.Minute, dir, "git", "status", "--porcelain"); status != "" {
-		t.Fatalf("the first commit left files out:\n%s", status)
+		t.Fatalf("git status after the first commit:\n%s\nwant it clean", status)
 	}
 	expectNoTraceOfThisPlugin(t, dir)
 	expectItsOwnNames(t, dir, name, newMount, module)
@@ -79,7 +79,7 @@ func expectNoTraceOfThisPlugin(t *testing.T, dir string) {
 		text := readFile(t, path)
 		for _, trace := range traces {
 			if m := trace.FindString(text); m != "" {
-				t.Errorf("%s holds %q", path, m)
+				t.Errorf("%s holds %q, want no trace of this plugin", path, m)
 			}
 		}
 		return nil
@@ -109,14 +109,14 @@ func expectItsOwnNames(t *testing.T, dir, name, newMount, module string) {
 		t.Errorf("Makefile MOUNT %s, want %s", got, newMount)
 	}
 	if got, want := changelogVersion(t, dir), makeVar(t, dir, "VERSION"); got != want {
-		t.Errorf("the new CHANGELOG.md starts at %s, its Makefile at %s", got, want)
+		t.Errorf("the new CHANGELOG.md starts at %s, want its Makefile's VERSION %s", got, want)
 	}
 	readme, ours := readFile(t, filepath.Join(dir, "README.md")), readFile(t, "../README.md")
 	if !strings.HasPrefix(readme, "# "+name+"\n") {
-		t.Errorf("the new README does not start with its own title:\n%.200s", readme)
+		t.Errorf("the new README starts:\n%.200s\nwant its own title, # %s", readme, name)
 	}
 	if intro, _, _ := strings.Cut(readme, "\n## "); strings.Contains(intro, "copied") {
-		t.Errorf("the new README's introduction speaks of being copied:\n%s", intro)
+		t.Errorf("the new README's introduction:\n%s\nwant it not to speak of being copied", intro)
 	}
 	if got, want := headings(readme), headings(ours); !reflect.DeepEqual(got, want) {
 		t.Errorf("the new README's sections %q, want this one's %q", got, want)
@@ -164,18 +164,18 @@ func serveNewPlugin(t *testing.T, name, newMount, command, sha string) {
 	cluster.Must(t, dev, http.StatusOK, "POST", newMount+"/secrets/app", secretBody("password", "s3cr3t"))
 	r := cluster.Must(t, dev, http.StatusOK, "GET", newMount+"/secrets/app", nil)
 	if got := r.Data()["data"]; !reflect.DeepEqual(got, map[string]any{"password": "s3cr3t"}) || r.Data()["version"] != float64(1) {
-		t.Fatalf("read back %s", r)
+		t.Fatalf("read back %s, want password s3cr3t at version 1", r)
 	}
 	help := cluster.Must(t, dev, http.StatusOK, "GET", newMount+"?help=1", nil)
 	if !strings.Contains(fmt.Sprint(help.Body["help"]), "The "+newMount+" secrets engine") {
-		t.Fatalf("the help does not name the engine %s:\n%s", newMount, help)
+		t.Fatalf("the help:\n%s\nwant it to name The %s secrets engine", help, newMount)
 	}
 	// Vault names the OpenAPI schemas after the operation prefix, in title case.
 	title := regexp.MustCompile(`(^|-)[a-z]`).ReplaceAllStringFunc(newMount, func(s string) string {
 		return strings.ToUpper(strings.TrimPrefix(s, "-"))
 	})
 	if !strings.Contains(help.Raw, `"`+title+`Read`) {
-		t.Fatalf("the OpenAPI document has no operation %sRead...:\n%s", title, help.Raw)
+		t.Fatalf("the help's OpenAPI document:\n%s\nwant an operation %sRead...", help.Raw, title)
 	}
 }
 
@@ -184,11 +184,11 @@ func serveNewPlugin(t *testing.T, name, newMount, command, sha string) {
 func TestNewPlugin_TakesTheREADMEsExample(t *testing.T) {
 	example := regexp.MustCompile(`make new-plugin NAME=(\S+) \\\n\s*MODULE=(\S+) DIR=`).FindStringSubmatch(readFile(t, "../README.md"))
 	if example == nil {
-		t.Fatal("the README has no make new-plugin example")
+		t.Fatal("the README has no make new-plugin example, want one with NAME, MODULE and DIR")
 	}
 	dir := filepath.Join(t.TempDir(), "example")
 	if out, err := newPlugin(t, example[1], example[2], dir); err != nil {
-		t.Fatalf("make new-plugin NAME=%s MODULE=%s: %v\n%s", example[1], example[2], err, out)
+		t.Fatalf("make new-plugin NAME=%s MODULE=%s: %v\n%s\nwant it to succeed", example[1], example[2], err, out)
 	}
 	if got := makeVar(t, dir, "PLUGIN"); got != example[1] {
 		t.Fatalf("Makefile PLUGIN %s, want %s", got, example[1])
@@ -232,7 +232,7 @@ func TestNewPlugin_RefusesBadInputAndWritesNothing(t *testing.T) {
 				t.Fatalf("make new-plugin: %v, want an error about %s:\n%s", err, c.want, out)
 			}
 			if after := listDir(t, parent); !reflect.DeepEqual(after, before) {
-				t.Fatalf("the folder held %v, now %v", before, after)
+				t.Fatalf("the folder held %v, now %v, want it unchanged", before, after)
 			}
 		})
 	}
@@ -242,7 +242,7 @@ func TestNewPlugin_RefusesBadInputAndWritesNothing(t *testing.T) {
 // with the version make build stamps into the binary.
 func TestChangelog_NewestEntryIsTheMakefileVersion(t *testing.T) {
 	if got, want := changelogVersion(t, ".."), makeVar(t, "..", "VERSION"); got != want {
-		t.Fatalf("the newest CHANGELOG.md entry is %s, the Makefile's VERSION %s", got, want)
+		t.Fatalf("the newest CHANGELOG.md entry is %s, want the Makefile's VERSION %s", got, want)
 	}
 }
 
@@ -277,7 +277,7 @@ func mustRun(t *testing.T, timeout time.Duration, dir, name string, args ...stri
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("%s %s in %s: %v\n%s%s", name, strings.Join(args, " "), dir, err, out, stderr.String())
+		t.Fatalf("%s %s in %s: %v, want it to succeed\n%s%s", name, strings.Join(args, " "), dir, err, out, stderr.String())
 	}
 	return string(out)
 }
@@ -313,7 +313,7 @@ func match(t *testing.T, path, pattern string) string {
 	t.Helper()
 	m := regexp.MustCompile(pattern).FindStringSubmatch(readFile(t, path))
 	if m == nil {
-		t.Fatalf("%s has no line matching %s", path, pattern)
+		t.Fatalf("%s has no line matching %s, want one", path, pattern)
 	}
 	return m[1]
 }

@@ -114,14 +114,14 @@ func expectSecretsAndConfig(t *testing.T, s *cluster.Server, secrets int) {
 			want, version = "0-v2", 2
 		}
 		if r.Data()["data"].(map[string]any)["i"] != want || r.Data()["version"] != version {
-			t.Fatalf("after restart s%d reads %s", i, r)
+			t.Fatalf("after restart s%d reads %s, want i=%s at version %v", i, r, want, version)
 		}
 	}
 	if keys := cluster.Must(t, s, http.StatusOK, "LIST", mount+"/secrets/team/", nil).Data()["keys"].([]any); len(keys) != secrets {
-		t.Fatalf("after restart the folder lists %v", keys)
+		t.Fatalf("after restart the folder lists %v, want %d keys", keys, secrets)
 	}
 	if cfg := cluster.Must(t, s, http.StatusOK, "GET", mount+"/config", nil).Data(); cfg["cas_required"] != true {
-		t.Fatalf("after restart config is %v", cfg)
+		t.Fatalf("after restart config is %v, want cas_required true", cfg)
 	}
 }
 
@@ -132,6 +132,6 @@ func waitActive(t *testing.T, s *cluster.Server) {
 		r, err := cluster.Send(s.Address, s.Token, "GET", "sys/health", nil)
 		return err == nil && r.Status == http.StatusOK, r.String()
 	}); err != nil {
-		t.Fatalf("the server did not become active: %v\n%s", err, s.LogText())
+		t.Fatalf("sys/health: %v, want 200, the server active\n%s", err, s.LogText())
 	}
 }

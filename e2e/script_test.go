@@ -65,7 +65,7 @@ func (s *script) instructions(t *testing.T, within time.Duration) string {
 	printed, err := readUntil(s.stdout, "Ctrl-C", within)
 	if err != nil {
 		s.kill()
-		t.Fatalf("%s printed no instructions: %v:\n%s\nstderr:\n%s", s.name, err, printed, s.stderr)
+		t.Fatalf("%s printed no instructions, want them before a line with Ctrl-C: %v:\n%s\nstderr:\n%s", s.name, err, printed, s.stderr)
 	}
 	return printed
 }
@@ -115,7 +115,7 @@ func (s *script) ctrlC(t *testing.T, within time.Duration) time.Duration {
 	select {
 	case <-s.exited:
 	case <-time.After(within):
-		t.Fatalf("%s did not stop within %v of Ctrl-C", s.name, within)
+		t.Fatalf("%s still runs %v after Ctrl-C, want it stopped", s.name, within)
 	}
 	return time.Since(began)
 }

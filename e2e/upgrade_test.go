@@ -44,11 +44,11 @@ func TestUpgrade_NewVersionKeepsEverySecret(t *testing.T) {
 	for i := 0; i < secrets; i++ {
 		r := cluster.Must(t, dev, http.StatusOK, "GET", fmt.Sprintf("upgrade/secrets/s%d", i), nil)
 		if r.Data()["data"].(map[string]any)["i"] != fmt.Sprint(i) || r.Data()["version"] != float64(1) {
-			t.Fatalf("after upgrade s%d reads %s", i, r)
+			t.Fatalf("after upgrade s%d reads %s, want i=%d at version 1", i, r, i)
 		}
 	}
 	if cfg := cluster.Must(t, dev, http.StatusOK, "GET", "upgrade/config", nil).Data(); cfg["max_secret_bytes"] != float64(4096) {
-		t.Fatalf("config after upgrade %v", cfg)
+		t.Fatalf("config after upgrade %v, want max_secret_bytes 4096", cfg)
 	}
 	cluster.Must(t, dev, http.StatusOK, "POST", "upgrade/secrets/s0", map[string]any{"data": map[string]any{"i": "new"}, "cas": 1})
 }
@@ -192,7 +192,7 @@ func stepDownOnVersion(t *testing.T, c *cluster.Cluster, mounts []string, versio
 	expectRunningVersion(t, next, version, mounts...)
 	for _, args := range cluster.ProcessesUnder(next.PluginDir) {
 		if !strings.HasSuffix(args, pluginCommand(version)) {
-			t.Errorf("%s runs %s after the step-down", next.ID, args)
+			t.Errorf("%s runs %s after the step-down, want only %s", next.ID, args, pluginCommand(version))
 		}
 	}
 	return stepDown
@@ -213,7 +213,7 @@ func failedOnlyAsAllowed(t *testing.T, history []recorder.Op, reload, stepDown f
 			inReload = append(inReload, o)
 		case o.Call <= stepDown.End && o.Return >= stepDown.Start && failoverAnswers.MatchString(o.Answer):
 		default:
-			t.Errorf("failed outside what the docs allow (a 500 during the reload, a failover's answers during the step-down): %s", o)
+			t.Errorf("%s failed, want only a 500 during the reload or a failover's answers during the step-down", o)
 		}
 	}
 	return inReload

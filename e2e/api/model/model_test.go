@@ -135,7 +135,7 @@ func TestModel_AcceptsTheAPIAndRefusesWhatItForbids(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			res := checks.History(model.Secrets{}, tc.history, tc.d, ms(1000), t.TempDir(), "model")
 			if res.Result != tc.want {
-				t.Fatalf("%s, want %s", res.Result, tc.want)
+				t.Fatalf("got %s, want %s", res.Result, tc.want)
 			}
 		})
 	}
@@ -195,10 +195,10 @@ func TestModel_ViolationNamesTheOperations(t *testing.T) {
 	}
 	v := res.Violations[0]
 	if v.Key != modelPath || !strings.Contains(strings.Join(v.Next, " "), "read -> ok v1") {
-		t.Fatalf("the violation does not name the read: %+v", v)
+		t.Fatalf("violation %+v, want key %s and the read -> ok v1 among what comes next", v, modelPath)
 	}
 	if _, err := os.ReadFile(v.Visualised); err != nil {
-		t.Fatalf("no visualisation of the violation: %v", err)
+		t.Fatalf("visualisation of the violation: %v, want a file", err)
 	}
 }
 
@@ -214,17 +214,17 @@ func TestModel_HoldsReadsOfAResumedNodeToTheWeakerRule(t *testing.T) {
 	}
 	res := checks.History(model.Secrets{}, history(paused, ok(1, "a")), d, ms(100), t.TempDir(), "stale")
 	if res.Result != porcupine.Ok || len(res.SetAside) != 1 || len(res.Stale) != 1 || len(res.Impossible) != 0 {
-		t.Fatalf("a stale read of the resumed node: %s, %d set aside, %d stale, %d impossible",
+		t.Fatalf("a stale read of the resumed node: %s, %d set aside, %d stale, %d impossible; want Ok, 1, 1, 0",
 			res.Result, len(res.SetAside), len(res.Stale), len(res.Impossible))
 	}
 	for _, got := range []model.Output{ok(2, "a"), ok(1, "zzz"), ok(3, "b")} {
 		if res := checks.History(model.Secrets{}, history(paused, got), d, ms(100), t.TempDir(), "stale"); len(res.Impossible) != 1 {
-			t.Errorf("a resumed node reads %+v: admitted", got)
+			t.Errorf("a resumed node reads %+v: admitted, want it counted impossible", got)
 		}
 	}
 	res = checks.History(model.Secrets{}, history(other, ok(1, "a")), d, ms(100), t.TempDir(), "stale")
 	if res.Result != porcupine.Illegal || len(res.SetAside) != 0 {
-		t.Fatalf("the same read from another node: %s, %d set aside", res.Result, len(res.SetAside))
+		t.Fatalf("the same read from another node: %s, %d set aside; want Illegal, 0", res.Result, len(res.SetAside))
 	}
 }
 
@@ -242,7 +242,7 @@ func TestModel_HoldsStandbyAnswersToTheWeakerRule(t *testing.T) {
 	standbyReads := faults.Disturbances{Actives: seen, StandbyReads: true}
 	if res := checks.History(model.Secrets{}, history(standby, written), standbyReads, ms(200), t.TempDir(), "standby"); res.Result != porcupine.Ok ||
 		len(res.SetAside) != 1 || len(res.Impossible) != 0 {
-		t.Fatalf("a standby's 403 after a delete: %s, %d set aside, %d impossible", res.Result, len(res.SetAside), len(res.Impossible))
+		t.Fatalf("a standby's 403 after a delete: %s, %d set aside, %d impossible; want Ok, 1, 0", res.Result, len(res.SetAside), len(res.Impossible))
 	}
 	if res := checks.History(model.Secrets{}, history(standby, neverWritten), standbyReads, ms(200), t.TempDir(), "standby"); len(res.Impossible) != 1 {
 		t.Fatalf("a standby's 403 for a secret never written: %d impossible, want 1", len(res.Impossible))

@@ -64,7 +64,7 @@ func MustBeLinearizable(t *testing.T, seed int64, res Checked) {
 		verdict.Violation(t, ImpossibleStaleRead, texts(res.Impossible)...)
 	}
 	for _, v := range res.Violations {
-		t.Errorf("CHAOS_SEED=%d: %s is not linearizable. Explained up to:\n\t%s\nthen none of these can come next:\n\t%s\nvisualisation: %s",
+		t.Errorf("CHAOS_SEED=%d: %s is not linearizable, want it to be. Explained up to:\n\t%s\nthen none of these can come next:\n\t%s\nvisualisation: %s",
 			seed, v.Key, strings.Join(v.Linearized, "\n\t"), strings.Join(v.Next, "\n\t"), v.Visualised)
 		verdict.Violation(t, HistoryRefused, v.Next...)
 	}
@@ -180,7 +180,7 @@ func MustConverge(t *testing.T, c *cluster.Cluster, write func(active *cluster.N
 	wrote, converged := time.Now(), true
 	for _, n := range c.Nodes {
 		if err := cluster.Poll(convergeWithin-time.Since(wrote), func() (bool, string) { return read(n) }); err != nil {
-			t.Errorf("%s does not read the change written through %s, %v after the write, want it to: %v", n.ID, a.ID, convergeWithin, err)
+			t.Errorf("%s after the write through %s: %v, want the change within %v", n.ID, a.ID, err, convergeWithin)
 			verdict.Violation(t, StaleCache, n.ID)
 			converged = false
 		}

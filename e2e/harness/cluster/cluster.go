@@ -201,7 +201,7 @@ func (n *Node) WriteConfig(t *testing.T, env ...string) {
 	out, err := cmd.CombinedOutput()
 	config := string(out)
 	if err != nil {
-		t.Fatalf("node-config.sh: %v\n%s", err, config)
+		t.Fatalf("node-config.sh: %v, want a config\n%s", err, config)
 	}
 	if err := os.WriteFile(n.Config, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
@@ -342,7 +342,7 @@ func (n *Node) KillPluginProcesses() (int, error) {
 		return len(unreaped) == 0 && len(left) == 0, fmt.Sprint(left)
 	})
 	if err != nil {
-		return len(pids), fmt.Errorf("%s: plugin processes survive SIGKILL: %w", n.ID, err)
+		return len(pids), fmt.Errorf("%s's plugin processes after SIGKILL: %w, want none", n.ID, err)
 	}
 	return len(pids), nil
 }
@@ -398,14 +398,14 @@ func (c *Cluster) UnsealNode(n *Node) error {
 		return err == nil && r.Status == http.StatusOK, fmt.Sprint(r, err)
 	})
 	if err != nil {
-		return fmt.Errorf("unseal %s: %w", n.ID, err)
+		return fmt.Errorf("unseal %s: %w, want 200", n.ID, err)
 	}
 	// 200: active; 429: an unsealed standby.
 	if err := Poll(60*time.Second, func() (bool, string) {
 		r, err := SendWith(HealthHTTP, n.Addr(), "", "GET", "sys/health", nil)
 		return err == nil && (r.Status == http.StatusOK || r.Status == http.StatusTooManyRequests), fmt.Sprint(r, err)
 	}); err != nil {
-		return fmt.Errorf("%s: sys/health after unseal: %w", n.ID, err)
+		return fmt.Errorf("%s's sys/health after unseal: %w, want 200 (active) or 429 (standby)", n.ID, err)
 	}
 	return nil
 }
@@ -461,7 +461,7 @@ func (c *Cluster) MakeActive(target *Node) {
 		a.Server.MustCLI(c.T, "operator", "step-down")
 		c.WaitOtherActive(a)
 	}
-	c.T.Fatalf("%s did not become active after 5 step-downs", target.ID)
+	c.T.Fatalf("%s is still not active after 5 step-downs, want it active", target.ID)
 }
 
 // Standbys lists the live nodes other than the active one.
@@ -494,7 +494,7 @@ func (c *Cluster) Restart(n *Node) {
 // WaitStandby waits until n, resumed after a pause, knows it is a standby.
 func (c *Cluster) WaitStandby(n *Node) {
 	c.T.Helper()
-	WaitFor(c.T, 30*time.Second, n.ID+" says it is a standby", func() (bool, string) {
+	WaitFor(c.T, 30*time.Second, n.ID+" to say it is a standby", func() (bool, string) {
 		r, err := SendWith(HealthHTTP, n.Addr(), "", "GET", "sys/health", nil)
 		return err == nil && r.Status == http.StatusTooManyRequests, fmt.Sprint(r, err)
 	})
@@ -505,7 +505,7 @@ func (c *Cluster) WaitStandby(n *Node) {
 func (c *Cluster) WaitServing() {
 	c.T.Helper()
 	for _, n := range c.Nodes {
-		WaitFor(c.T, 30*time.Second, "the plugin serves through "+n.ID, func() (bool, string) {
+		WaitFor(c.T, 30*time.Second, "the plugin serving through "+n.ID, func() (bool, string) {
 			return Plugin.Serving(n, c.Token)
 		})
 	}

@@ -58,7 +58,7 @@ func FreePortPairs(t *testing.T, n int) []int {
 	var ports []int
 	for tries := 0; len(ports) < n; tries++ {
 		if tries == 50*n {
-			t.Fatalf("no %d pairs of free ports in a row", n)
+			t.Fatalf("%d pairs of free ports in a row after %d tries, want %d", len(ports), tries, n)
 		}
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -115,12 +115,12 @@ func StartServerAt(dir, listen string, args ...string) (*Server, error) {
 	})
 	select {
 	case <-s.Exited:
-		return nil, fmt.Errorf("vault server exited early:\n%s", s.LogText())
+		return nil, fmt.Errorf("vault server exited, want it to answer sys/health:\n%s", s.LogText())
 	default:
 	}
 	if err != nil {
 		s.Stop()
-		return nil, fmt.Errorf("vault server does not answer: %v\n%s", err, s.LogText())
+		return nil, fmt.Errorf("vault server's sys/health: %v, want 200\n%s", err, s.LogText())
 	}
 	return s, nil
 }
@@ -181,7 +181,7 @@ func (s *Server) MustCLI(t *testing.T, args ...string) string {
 	t.Helper()
 	out, err := s.CLI(args...)
 	if err != nil {
-		t.Fatalf("vault %s: %v\n%s", strings.Join(args, " "), err, out)
+		t.Fatalf("vault %s: %v, want it to succeed\n%s", strings.Join(args, " "), err, out)
 	}
 	return out
 }

@@ -12,7 +12,7 @@ import (
 // program that hangs, fails a test instead of stalling the run.
 
 // Poll calls done every 50 ms until it says true or timeout passes; the
-// error then holds done's last word.
+// error then says what done last got, for the caller to add what it wanted.
 func Poll(timeout time.Duration, done func() (bool, string)) error {
 	var last string
 	for deadline := time.Now().Add(timeout); ; time.Sleep(50 * time.Millisecond) {
@@ -21,16 +21,17 @@ func Poll(timeout time.Duration, done func() (bool, string)) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("not within %v; last: %s", timeout, last)
+			return fmt.Errorf("got %s after %v", last, timeout)
 		}
 	}
 }
 
-// WaitFor is poll that fails the test, naming what it waited for.
+// WaitFor is poll that fails the test, saying what it got and what it
+// waited for.
 func WaitFor(t testing.TB, timeout time.Duration, what string, done func() (bool, string)) {
 	t.Helper()
 	if err := Poll(timeout, done); err != nil {
-		t.Fatalf("waiting for %s: %v", what, err)
+		t.Fatalf("%v, want %s", err, what)
 	}
 }
 
