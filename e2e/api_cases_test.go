@@ -25,6 +25,10 @@ const minPluginAge = 6 * time.Second
 // that a server's answers failed.
 const apiCaseFailed = "API case failed"
 
+// answerOutsideSchema names, in a verdict, an answer with a field the
+// plugin's own OpenAPI document does not give it.
+const answerOutsideSchema = "answer outside its schema"
+
 // TestAPICases_ThroughServer runs every case of the API's table, which the
 // unit tests run in process, over HTTP against the dev server: each case on
 // a mount of its own, all served by one plugin process at least minPluginAge
@@ -38,6 +42,7 @@ func TestAPICases_ThroughServer(t *testing.T) {
 	age := ageAtLeast(t, pid, keeper, minPluginAge)
 	t.Logf("plugin process %d is %v old at the first case", pid, age)
 
+	doc := pluginOpenAPI(t, keeper)
 	server := apicases.Vault
 	if os.Getenv("E2E_SERVER") == "openbao" {
 		server = apicases.OpenBao
@@ -52,7 +57,7 @@ func TestAPICases_ThroughServer(t *testing.T) {
 		mounts++
 		path := fmt.Sprintf("case-%d", mounts)
 		enable(t, dev, path, oldVersion)
-		return httpClient{server: server, mount: path}
+		return httpClient{t: t, doc: doc, server: server, mount: path}
 	}, apicases.All())
 
 	// A process started again during the run would have served the cases
@@ -68,7 +73,10 @@ func TestAPICases_ThroughServer(t *testing.T) {
 }
 
 // httpClient sends the cases' requests to one mount of the dev server.
+// Every answer it gets must conform to the plugin's own OpenAPI document.
 type httpClient struct {
+	t      *testing.T
+	doc    *openAPI
 	server apicases.Server
 	mount  string
 }
@@ -84,7 +92,13 @@ func (c httpClient) Do(method, path string, body map[string]any) (apicases.Answe
 	if err != nil {
 		return apicases.Answer{}, err
 	}
-	return apicases.Answer{Status: r.Status, Data: r.Data(), Errors: texts(r.Body["errors"]), Warnings: texts(r.Body["warnings"])}, nil
+	answer := apicases.Answer{Status: r.Status, Data: r.Data(), Errors: texts(r.Body["errors"]), Warnings: texts(r.Body["warnings"])}
+	if problems := c.doc.undocumented(method, path, answer); len(problems) > 0 {
+		verdict.Violation(c.t, answerOutsideSchema, problems...)
+		c.t.Fatalf("%s %s: %s; want every field the plugin answers in its own OpenAPI document",
+			method, path, strings.Join(problems, "; "))
+	}
+	return answer, nil
 }
 
 // texts is a JSON array of strings, as Vault writes errors and warnings.

@@ -163,6 +163,14 @@ var mutations = []mutation{
 		Append: []appendix{startedAt(secretsFile), {File: secretsFile, Code: recentListCode}},
 		Suites: apiSuites,
 	},
+	{
+		Name: "late-undocumented-field",
+		Desc: "once the plugin process is 5 s old, a list of secrets answers a field its OpenAPI schema lacks",
+		Edits: []edit{{File: secretsFile, Old: "\treturn logical.ListResponse(keys), nil\n",
+			New: "\tresp := logical.ListResponse(keys)\n\tif len(keys) > 0 && " + late + " {\n\t\tresp.Data[\"count\"] = len(keys)\n\t}\n\treturn resp, nil\n"}},
+		Append: []appendix{startedAt(secretsFile)},
+		Suites: apiSuites,
+	},
 }
 
 // apiSuites run the API's table through each server.
