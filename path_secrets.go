@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
@@ -17,10 +16,7 @@ import (
 	"github.com/hashicorp/vault/sdk/physical"
 )
 
-const (
-	secretStoragePrefix = "secrets/"
-	maxNameBytes        = 512
-)
+const secretStoragePrefix = "secrets/"
 
 // A secret is stored as two JSON documents, one after the other: its metadata,
 // then its data. A write needs only the metadata of the version it replaces
@@ -37,8 +33,8 @@ type secretEntry struct {
 	Data map[string]string
 }
 
-func (m *secretMetadata) responseData() map[string]interface{} {
-	return map[string]interface{}{
+func (m *secretMetadata) responseData() map[string]any {
+	return map[string]any{
 		"version":      m.Version,
 		"created_time": m.CreatedTime,
 		"updated_time": m.UpdatedTime,
@@ -72,14 +68,6 @@ func decodeSecret(value []byte, withData bool) (*secretEntry, error) {
 		}
 	}
 	return &entry, nil
-}
-
-// capturedName returns a name captured from the request path. Captures are
-// always strings, so this skips the generic conversion of d.Get, which costs
-// a handful of allocations on every request.
-func capturedName(d *framework.FieldData, field string) string {
-	name, _ := d.Raw[field].(string)
-	return name
 }
 
 func (b *backend) pathSecrets() *framework.Path {
@@ -209,122 +197,10 @@ var secretReadResponseFields = func() map[string]*framework.FieldSchema {
 	return fields
 }()
 
-// validateName enforces the name rules of the API. Vault's HTTP layer cleans
-// "." and ".." segments out of URLs, but percent-encoded forms reach the
-// plugin: a secret stored under such a name could be written over HTTP yet
-// never read or deleted with the CLI. Vault's storage refuses any key
-// containing "..".
-func validateName(field, name string) *logical.Response {
-	var broken string
-	switch {
-	case name == "":
-		broken = "must not be empty"
-	case len(name) > maxNameBytes:
-		broken = fmt.Sprintf("must be at most %d bytes", maxNameBytes)
-	case strings.Contains(name, ".."):
-		broken = `must not contain ".."`
-	case strings.IndexFunc(name, unicode.IsControl) >= 0:
-		broken = "must not contain control characters"
-	default:
-		broken = brokenSegmentRule(name)
-	}
-	if broken == "" {
-		return nil
-	}
-	return logical.ErrorResponse("%s: %s", field, broken)
-}
-
-// brokenSegmentRule checks each '/'-separated segment of name without
-// allocating: names are checked on every request.
-func brokenSegmentRule(name string) string {
-	for rest, more := name, true; more; {
-		var segment string
-		segment, rest, more = strings.Cut(rest, "/")
-		switch segment {
-		case "":
-			return "must not have an empty segment"
-		case ".":
-			return `must not have a segment that is exactly "."`
-		}
-	}
-	return ""
-}
-
-// parseCAS reads the optional cas field strictly: see wholeNumber.
-func parseCAS(data map[string]interface{}) (cas int64, given bool, resp *logical.Response) {
-	raw, given := data["cas"]
-	if !given {
-		return 0, false, nil
-	}
-	cas, ok := wholeNumber(raw)
-	if !ok || cas < 0 {
-		return 0, true, logical.ErrorResponse("cas: must be a whole number of at least 0")
-	}
-	return cas, true, nil
-}
-
-// parseSecretData accepts the forms Vault sends for a key/value field: a JSON
-// object, one "KEY=VALUE" string, or a list of them. It checks the raw values
-// because the framework's TypeKVPairs would silently turn 5432 into "5432".
-// Messages name keys and JSON types, never a value.
-func parseSecretData(raw interface{}) (map[string]string, *logical.Response) {
-	var data map[string]string
-	switch v := raw.(type) {
-	case map[string]interface{}:
-		data = make(map[string]string, len(v))
-		for key, value := range v {
-			s, ok := value.(string)
-			if !ok {
-				return nil, logical.ErrorResponse("data: value of key %q must be a string, not %s", key, jsonType(value))
-			}
-			data[key] = s
-		}
-	case string:
-		return parseSecretData([]interface{}{v})
-	case []interface{}:
-		data = make(map[string]string, len(v))
-		for i, item := range v {
-			pair, ok := item.(string)
-			key, value, found := strings.Cut(pair, "=")
-			if !ok || !found {
-				return nil, logical.ErrorResponse("data: item %d must be a KEY=VALUE string", i+1)
-			}
-			if _, dup := data[key]; dup {
-				return nil, logical.ErrorResponse("data: key %q is given more than once", key)
-			}
-			data[key] = value
-		}
-	case nil:
-		return nil, logical.ErrorResponse("data: required")
-	default:
-		return nil, logical.ErrorResponse("data: must be an object of strings or KEY=VALUE pairs, not %s", jsonType(raw))
-	}
-	if len(data) == 0 {
-		return nil, logical.ErrorResponse("data: must hold at least one key")
-	}
-	if _, ok := data[""]; ok {
-		return nil, logical.ErrorResponse("data: keys must not be empty")
-	}
-	return data, nil
-}
-
-// jsonType names the JSON type of a decoded value, for error messages that must
-// not echo the value itself.
-func jsonType(v interface{}) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return "a boolean"
-	case string:
-		return "a string"
-	case map[string]interface{}:
-		return "an object"
-	case []interface{}:
-		return "an array"
-	default:
-		return "a number"
-	}
+// secretName is the name of the secret a path routed to pathSecrets names:
+// all that follows the route, as its pattern captures it.
+func secretName(path string) string {
+	return path[len(secretStoragePrefix):]
 }
 
 func secretStorageKey(name string) string {
@@ -338,17 +214,6 @@ func getSecret(ctx context.Context, s logical.Storage, key string, withData bool
 		return nil, err
 	}
 	return decodeSecret(stored.Value, withData)
-}
-
-// secretWriteName returns the name a request writes, if it is a write to one
-// secret. HandleExistenceCheck and HandleRequest use it to take secret writes
-// away from the framework's generic field conversion.
-func secretWriteName(req *logical.Request) (string, bool) {
-	isWrite := req.Operation == logical.CreateOperation || req.Operation == logical.UpdateOperation
-	if !isWrite || !strings.HasPrefix(req.Path, secretStoragePrefix) || strings.HasSuffix(req.Path, "/") {
-		return "", false
-	}
-	return req.Path[len(secretStoragePrefix):], true
 }
 
 // secretExists tells Vault whether a write creates or updates, so a policy can
