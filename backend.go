@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
@@ -18,12 +17,6 @@ import (
 // set it with -ldflags "-X main.version=vX.Y.Z"; Vault refuses to run a plugin
 // registered with a -version that differs from it.
 var version = "v0.0.0-dev"
-
-// metadataCacheSize bounds the metadata cache of one mount. An entry costs
-// about 250 bytes with a short name, so a full cache holds about 2.5 MiB
-// (BenchmarkMetadataCacheFull; BENCHMARKS.md). A name that fell out is read
-// again from storage.
-const metadataCacheSize = 10000
 
 // backend is one mount of the engine. It holds no secret data: storage is the truth.
 type backend struct {
@@ -42,15 +35,9 @@ type backend struct {
 	// HandleExistenceCheck answer before the framework (request.go).
 	configPath, secretPath *framework.Path
 
-	// metadata maps a secret name to the metadata of its stored version, or
-	// to nil when it is known to be absent, so that an update costs one
-	// storage call instead of three. Values never enter it. It changes only
-	// under the name's lock, from what storage returned or accepted, and
-	// forgets a name on any storage error. It needs no other care in a
-	// cluster: Vault builds the mount anew on the node that becomes active
-	// and after a snapshot restore, and calls Invalidate where another node
-	// wrote. A write through sys/raw bypasses the plugin: reload it after one.
-	metadata *lru.Cache[string, *secretMetadata]
+	// metadata spares a write the storage reads of what it replaces
+	// (metadata_cache.go).
+	metadata *metadataCache
 }
 
 // Factory is the logical.Factory Vault calls once per mount.
@@ -78,14 +65,6 @@ func newBackend() *backend {
 		Invalidate: b.invalidate,
 	}
 	return b
-}
-
-func newMetadataCache(size int) *lru.Cache[string, *secretMetadata] {
-	cache, err := lru.New[string, *secretMetadata](size)
-	if err != nil {
-		panic(err) // only a size below 1 fails
-	}
-	return cache
 }
 
 // invalidate is called on performance standbys and replicas when another node

@@ -216,46 +216,6 @@ func getSecret(ctx context.Context, s logical.Storage, key string, withData bool
 	return decodeSecret(stored.Value, withData)
 }
 
-// secretExists tells Vault whether a write creates or updates, so a policy can
-// grant "create" without "update". It reads the metadata cache without the
-// name's lock: the handler checks again under the lock, so a stale answer
-// costs the caller a retry, never an overwrite. A miss is not filled here: a
-// fill outside the lock could race a write and cache the version it replaced.
-func (b *backend) secretExists(ctx context.Context, s logical.Storage, name string) (bool, error) {
-	if validateName("name", name) != nil {
-		// The handler answers with the 400; storage would refuse such a key with a 500.
-		return false, nil
-	}
-	if meta, ok := b.metadata.Get(name); ok {
-		return meta != nil, nil
-	}
-	entry, err := s.Get(ctx, secretStorageKey(name))
-	if err != nil {
-		return false, fmt.Errorf("reading secret: %w", err)
-	}
-	return entry != nil, nil
-}
-
-// lockedMetadata returns the metadata of the stored version of a secret, nil
-// when there is none, from the cache or else from storage, filling the cache.
-// The caller holds the name's lock, so no write can land between the storage
-// read and the fill.
-func (b *backend) lockedMetadata(ctx context.Context, s logical.Storage, name string) (*secretMetadata, error) {
-	if meta, ok := b.metadata.Get(name); ok {
-		return meta, nil
-	}
-	entry, err := getSecret(ctx, s, secretStorageKey(name), false)
-	if err != nil {
-		return nil, fmt.Errorf("reading secret: %w", err)
-	}
-	var meta *secretMetadata
-	if entry != nil {
-		meta = &entry.secretMetadata
-	}
-	b.metadata.Add(name, meta)
-	return meta, nil
-}
-
 // secretExistenceCheck is the path's declared check, which the framework requires
 // of a path that can create; Vault's calls reach secretExists directly through
 // HandleExistenceCheck.
