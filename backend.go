@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
-	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -119,37 +118,3 @@ key/value pairs, versioned, with optional check-and-set writes.
 Configure the mount at "config"; read, write, list and delete secrets under
 "secrets/".
 `
-
-// cachedSystemView answers the two questions the framework asks Vault on every
-// write (and the first on every request) to a path with Operations, to decide
-// on forwarding. For an external plugin each question is a gRPC round trip
-// back to Vault; the replication state alone measured as a quarter of a
-// read's cost. The state changes only when a node changes role, and Vault
-// sets up its mounts afresh then; whether the mount is local is fixed when it
-// is enabled.
-type cachedSystemView struct {
-	logical.SystemView
-	ttl time.Duration
-
-	mu      sync.Mutex
-	state   consts.ReplicationState
-	expires time.Time
-
-	localMount func() bool
-}
-
-func newCachedSystemView(system logical.SystemView, ttl time.Duration) *cachedSystemView {
-	return &cachedSystemView{SystemView: system, ttl: ttl, localMount: sync.OnceValue(system.LocalMount)}
-}
-
-func (c *cachedSystemView) LocalMount() bool { return c.localMount() }
-
-func (c *cachedSystemView) ReplicationState() consts.ReplicationState {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if now := time.Now(); now.After(c.expires) {
-		c.state = c.SystemView.ReplicationState()
-		c.expires = now.Add(c.ttl)
-	}
-	return c.state
-}
