@@ -85,6 +85,20 @@ func (b *backend) invalidate(_ context.Context, key string) {
 	}
 }
 
+// Storage keys are where v0.1.0 put its entries (testdata/v0.1.0), and stay
+// there whatever the routes are called: keys built from a route would leave
+// every stored entry behind in a release that renamed it.
+const (
+	configStorageKey    = "config"
+	secretStoragePrefix = "secrets/"
+)
+
+// secretStorageKey is where the secret of the given name is stored; for a
+// folder's name, ending in '/', the prefix its entries are listed under.
+func secretStorageKey(name string) string {
+	return secretStoragePrefix + name
+}
+
 // getJSON reads one storage entry into out; it reports false, not an error,
 // when the key is absent.
 func getJSON(ctx context.Context, s logical.Storage, key string, out any) (bool, error) {

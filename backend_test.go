@@ -341,7 +341,7 @@ func TestFactory_RunningVersionAndSealWrap(t *testing.T) {
 	}
 	sealWrapped := strings.Join(e.backend.SpecialPaths().SealWrapStorage, ",")
 	if sealWrapped != "config,secrets/" {
-		t.Fatalf("SealWrapStorage = %q", sealWrapped)
+		t.Fatalf("SealWrapStorage = %q, want the storage prefixes \"config,secrets/\"", sealWrapped)
 	}
 }
 

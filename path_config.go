@@ -10,7 +10,9 @@ import (
 )
 
 const (
-	configStorageKey = "config"
+	// configRoute is the config path's pattern. Its storage entry is under
+	// configStorageKey, which does not follow a rename of the route.
+	configRoute = "config"
 
 	defaultMaxSecretBytes = 512 << 10
 	// maxMaxSecretBytes is integrated storage's default entry limit (1 MiB);
@@ -37,7 +39,7 @@ func (c *configEntry) responseData() map[string]any {
 
 func (b *backend) pathConfig() *framework.Path {
 	return &framework.Path{
-		Pattern: configStorageKey,
+		Pattern: configRoute,
 		DisplayAttrs: &framework.DisplayAttributes{
 			OperationPrefix: operationPrefix,
 			OperationSuffix: "configuration",

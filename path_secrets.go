@@ -16,7 +16,9 @@ import (
 	"github.com/hashicorp/vault/sdk/physical"
 )
 
-const secretStoragePrefix = "secrets/"
+// secretsRoute begins the patterns of the secrets' paths. Secrets are stored
+// under secretStorageKey, which does not follow a rename of the route.
+const secretsRoute = "secrets/"
 
 // A secret is stored as two JSON documents, one after the other: its metadata,
 // then its data. A write needs only the metadata of the version it replaces
@@ -73,7 +75,7 @@ func decodeSecret(value []byte, withData bool) (*secretEntry, error) {
 func (b *backend) pathSecrets() *framework.Path {
 	return &framework.Path{
 		// A name ending in "/" is a folder and routes to pathSecretsList instead.
-		Pattern: `(?s)` + secretStoragePrefix + `(?P<name>.*[^/])`,
+		Pattern: `(?s)` + secretsRoute + `(?P<name>.*[^/])`,
 		DisplayAttrs: &framework.DisplayAttributes{
 			OperationPrefix: operationPrefix,
 			OperationSuffix: "secret",
@@ -134,7 +136,7 @@ func (b *backend) secretWriteOperation(summary string) *framework.PathOperation 
 
 func (b *backend) pathSecretsList() *framework.Path {
 	return &framework.Path{
-		Pattern: `(?s)` + secretStoragePrefix + `(?P<prefix>.*/)?`,
+		Pattern: `(?s)` + secretsRoute + `(?P<prefix>.*/)?`,
 		DisplayAttrs: &framework.DisplayAttributes{
 			OperationPrefix: operationPrefix,
 			OperationSuffix: "secrets",
@@ -200,11 +202,7 @@ var secretReadResponseFields = func() map[string]*framework.FieldSchema {
 // secretName is the name of the secret a path routed to pathSecrets names:
 // all that follows the route, as its pattern captures it.
 func secretName(path string) string {
-	return path[len(secretStoragePrefix):]
-}
-
-func secretStorageKey(name string) string {
-	return secretStoragePrefix + name
+	return path[len(secretsRoute):]
 }
 
 // getSecret reads a secret; it returns nil, not an error, when there is none.
