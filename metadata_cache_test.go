@@ -237,6 +237,12 @@ func TestStorageCalls_PerOperation(t *testing.T) {
 			return e.write("secrets/app", data)
 		}, 2, 1, 0, 0},
 		{"create of another name", func() result { return e.write("secrets/other", data) }, 2, 1, 0, 0},
+		// A delete reads the format of what it deletes, from storage only
+		// when the cache does not know it.
+		{"delete on a new mount", func() result {
+			e.backend.metadata.Purge()
+			return e.delete("secrets/other")
+		}, 1, 0, 0, 1},
 	}
 	for _, tt := range tests {
 		e.storage.resetCounts()

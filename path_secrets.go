@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -30,6 +31,24 @@ type secretMetadata struct {
 	UpdatedTime string `json:"updated_time"`
 }
 
+// secretFormat is the layout in which this release stores a secret, marked
+// in the first document of every entry it writes. v0.1.0 wrote no marker: its
+// entries are format 1, the same two documents, and are read as they are. A
+// release that changes the layout raises the number and keeps the marker in
+// a JSON object on the entry's first line, so that older releases refuse
+// what they cannot read.
+const secretFormat = 2
+
+// errNewerFormat refuses an entry in a format later than secretFormat rather
+// than guess at it: an operator who downgraded the plugin must see why.
+var errNewerFormat = errors.New("written by a newer release of the plugin")
+
+// storedMetadata is a secret's first document as stored.
+type storedMetadata struct {
+	Format int `json:"format,omitempty"`
+	secretMetadata
+}
+
 type secretEntry struct {
 	secretMetadata
 	Data map[string]string
@@ -44,7 +63,7 @@ func (m *secretMetadata) responseData() map[string]any {
 }
 
 func encodeSecret(meta *secretMetadata, encodedData []byte) ([]byte, error) {
-	value, err := json.Marshal(meta)
+	value, err := json.Marshal(storedMetadata{Format: secretFormat, secretMetadata: *meta})
 	if err != nil {
 		return nil, err
 	}
@@ -56,20 +75,28 @@ func encodeSecret(meta *secretMetadata, encodedData []byte) ([]byte, error) {
 // secret. json.Marshal never writes a raw newline, so the first one ends the
 // metadata.
 func decodeSecret(value []byte, withData bool) (*secretEntry, error) {
-	split := bytes.IndexByte(value, '\n')
-	if split < 0 {
-		return nil, fmt.Errorf("decoding secret: no metadata")
+	first, data, found := bytes.Cut(value, []byte{'\n'})
+	var stored storedMetadata
+	err := json.Unmarshal(first, &stored)
+	// Checked before err: Unmarshal fills every field it can before it
+	// reports one of the wrong type, and a newer layout may change any other.
+	if stored.Format > secretFormat {
+		return nil, fmt.Errorf("secret %w (storage format %d; this release reads up to %d): upgrade the plugin",
+			errNewerFormat, stored.Format, secretFormat)
 	}
-	var entry secretEntry
-	if err := json.Unmarshal(value[:split], &entry.secretMetadata); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("decoding secret metadata: %w", err)
 	}
+	if !found {
+		return nil, fmt.Errorf("decoding secret: no data")
+	}
+	entry := &secretEntry{secretMetadata: stored.secretMetadata}
 	if withData {
-		if err := json.Unmarshal(value[split+1:], &entry.Data); err != nil {
+		if err := json.Unmarshal(data, &entry.Data); err != nil {
 			return nil, fmt.Errorf("decoding secret data: %w", err)
 		}
 	}
-	return &entry, nil
+	return entry, nil
 }
 
 func (b *backend) pathSecrets() *framework.Path {
@@ -327,6 +354,11 @@ func (b *backend) secretDelete(ctx context.Context, req *logical.Request, d *fra
 	lock := locksutil.LockForKey(b.secretLocks, name)
 	lock.Lock()
 	defer lock.Unlock()
+	// A newer release may keep a secret in a form whose extent this one cannot
+	// tell: delete only what can be read. The cache usually knows already.
+	if _, err := b.lockedMetadata(ctx, req.Storage, name); err != nil {
+		return nil, err
+	}
 	if err := req.Storage.Delete(ctx, secretStorageKey(name)); err != nil {
 		b.metadata.Remove(name) // the delete may still have landed
 		return nil, fmt.Errorf("deleting secret: %w", err)

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -182,4 +183,61 @@ func TestRenamedRoutes_KeepStorageKeys(t *testing.T) {
 func builtWithRace() bool {
 	info, ok := debug.ReadBuildInfo()
 	return ok && slices.ContainsFunc(info.Settings, func(s debug.BuildSetting) bool { return s.Key == "-race" && s.Value == "true" })
+}
+
+// TestSecretWrite_MarksItsStorageFormat: entries written now say which
+// layout they are in, so that a later release can tell them from v0.1.0's.
+func TestSecretWrite_MarksItsStorageFormat(t *testing.T) {
+	e := newTestEnv(t)
+	e.mustStatus(e.write(secretsRoute+"app", kv("k", "v")), http.StatusOK)
+	stored, err := e.storage.InmemStorage.Get(context.Background(), secretStorageKey("app"))
+	if err != nil || stored == nil {
+		t.Fatalf("storage holds %v (%v), want the written secret", stored, err)
+	}
+	first, _, _ := bytes.Cut(stored.Value, []byte("\n"))
+	var marker struct{ Format *int }
+	if err := json.Unmarshal(first, &marker); err != nil || marker.Format == nil || *marker.Format != secretFormat {
+		t.Fatalf("first document %s (%v), want a format marker of %d", first, err, secretFormat)
+	}
+}
+
+// TestSecretFormat_NewerEntryIsRefusedNeverMisread: an entry a newer release
+// wrote, whatever else it changed, makes read, write and delete fail with a
+// message that says so, and stays as it was; list still lists it.
+func TestSecretFormat_NewerEntryIsRefusedNeverMisread(t *testing.T) {
+	for name, value := range map[string]string{
+		"same layout":             `{"format":3,"version":7,"created_time":"2030-01-01T00:00:00Z","updated_time":"2030-01-01T00:00:00Z"}` + "\n" + `{"k":"v"}`,
+		"a field of another type": `{"format":3,"version":"seven"}` + "\n" + `{"k":"v"}`,
+		"one document":            `{"format":3,"parts":["secrets/app/1"]}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newTestEnv(t)
+			entry := &logical.StorageEntry{Key: secretStorageKey("app"), Value: []byte(value)}
+			if err := e.storage.InmemStorage.Put(context.Background(), entry); err != nil {
+				t.Fatal(err)
+			}
+			for op, r := range map[string]func() result{
+				"read":   func() result { return e.read(secretsRoute + "app") },
+				"write":  func() result { return e.write(secretsRoute+"app", kv("k", "overwritten")) },
+				"delete": func() result { return e.delete(secretsRoute + "app") },
+			} {
+				got := r()
+				if got.status != http.StatusInternalServerError || !strings.Contains(got.errorText(), "written by a newer release") {
+					t.Errorf("%s: status %d, error %q; want 500 saying the entry was written by a newer release", op, got.status, got.errorText())
+				}
+				if stored, _ := e.storage.InmemStorage.Get(context.Background(), entry.Key); stored == nil || string(stored.Value) != value {
+					var held any = stored
+					if stored != nil {
+						held = string(stored.Value)
+					}
+					t.Fatalf("after %s, storage holds %v, want the entry untouched: %s", op, held, value)
+				}
+			}
+			r := e.list(secretsRoute)
+			e.mustStatus(r, http.StatusOK)
+			if keys := listedKeys(t, r); !slices.Equal(keys, []string{"app"}) {
+				t.Errorf("list answered %q, want [app]", keys)
+			}
+		})
+	}
 }
