@@ -44,7 +44,7 @@ func TestSecretWrite_StoredAsWrittenAndAnsweredWithoutALease(t *testing.T) {
 	}
 }
 
-// listedKeys returns a list response's keys, which arrive from gRPC as []interface{}.
+// listedKeys returns a list response's keys, which arrive from gRPC as []any.
 func listedKeys(t *testing.T, r result) []string {
 	t.Helper()
 	raw, _ := r.resp.Data["keys"].([]any)

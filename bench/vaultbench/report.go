@@ -47,7 +47,7 @@ func (r *report) resources(pluginDir string) {
 	for i := 2; i <= 50; i++ {
 		mount := fmt.Sprintf("%s%d", engines[0].mount, i)
 		start := time.Now()
-		must(call("POST", "sys/mounts/"+mount, map[string]interface{}{"type": engines[0].plugin}), 204)
+		must(call("POST", "sys/mounts/"+mount, map[string]any{"type": engines[0].plugin}), 204)
 		waitRead(mount + "/config")
 		r.warmEnables = append(r.warmEnables, milliseconds(time.Since(start)))
 		must(call("POST", mount+"/secrets/app", dataBody("v")), 200)
@@ -92,7 +92,7 @@ func (r *report) scale() {
 		t0 := time.Now()
 		reply := must(call("LIST", engines[0].path("scale/"), nil), 200)
 		r.scaleList = append(r.scaleList, float64(time.Since(t0).Microseconds())/1000)
-		if n := len(reply.body["data"].(map[string]interface{})["keys"].([]interface{})); n != *scaleCount {
+		if n := len(reply.body["data"].(map[string]any)["keys"].([]any)); n != *scaleCount {
 			fatalf("listed %d keys, want %d", n, *scaleCount)
 		}
 	}
@@ -132,7 +132,7 @@ func (r *report) coldStarts() {
 		}
 		mounts = []string{fmt.Sprintf("cold%d", i)}
 		start := time.Now()
-		must(call("POST", "sys/mounts/"+mounts[0], map[string]interface{}{"type": engines[0].plugin}), 204)
+		must(call("POST", "sys/mounts/"+mounts[0], map[string]any{"type": engines[0].plugin}), 204)
 		waitRead(mounts[0] + "/config")
 		r.coldEnables = append(r.coldEnables, milliseconds(time.Since(start)))
 	}
@@ -141,7 +141,7 @@ func (r *report) coldStarts() {
 
 func (r *report) write() {
 	var b strings.Builder
-	p := func(format string, args ...interface{}) { fmt.Fprintf(&b, format+"\n", args...) }
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	p("# Benchmarks")
 	p("")
 	p("Every figure here was written by `make bench`; rerun it to reproduce them on your machine.")
@@ -262,7 +262,7 @@ func (r *report) write() {
 
 // writeOpenBao sets the reference's reads and writes against the floor through
 // OpenBao beside the same loads through Vault, from this same run.
-func (r *report) writeOpenBao(p func(string, ...interface{})) {
+func (r *report) writeOpenBao(p func(string, ...any)) {
 	if len(r.openbao) == 0 {
 		return
 	}
