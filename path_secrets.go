@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -25,6 +24,9 @@ const secretsRoute = "secrets/"
 // then its data. A write needs only the metadata of the version it replaces
 // and so never decodes a value that may be a megabyte.
 type secretMetadata struct {
+	// Format is the layout the secret is stored in: secretFormat when this
+	// release wrote it, 0 when v0.1.0 did.
+	Format  int   `json:"format,omitempty"`
 	Version int64 `json:"version"`
 	// Times are kept as the RFC 3339 strings the API returns.
 	CreatedTime string `json:"created_time"`
@@ -38,16 +40,6 @@ type secretMetadata struct {
 // a JSON object on the entry's first line, so that older releases refuse
 // what they cannot read.
 const secretFormat = 2
-
-// errNewerFormat refuses an entry in a format later than secretFormat rather
-// than guess at it: an operator who downgraded the plugin must see why.
-var errNewerFormat = errors.New("written by a newer release of the plugin")
-
-// storedMetadata is a secret's first document as stored.
-type storedMetadata struct {
-	Format int `json:"format,omitempty"`
-	secretMetadata
-}
 
 type secretEntry struct {
 	secretMetadata
@@ -63,7 +55,7 @@ func (m *secretMetadata) responseData() map[string]any {
 }
 
 func encodeSecret(meta *secretMetadata, encodedData []byte) ([]byte, error) {
-	value, err := json.Marshal(storedMetadata{Format: secretFormat, secretMetadata: *meta})
+	value, err := json.Marshal(meta)
 	if err != nil {
 		return nil, err
 	}
@@ -76,13 +68,15 @@ func encodeSecret(meta *secretMetadata, encodedData []byte) ([]byte, error) {
 // metadata.
 func decodeSecret(value []byte, withData bool) (*secretEntry, error) {
 	first, data, found := bytes.Cut(value, []byte{'\n'})
-	var stored storedMetadata
-	err := json.Unmarshal(first, &stored)
+	var entry secretEntry
+	err := json.Unmarshal(first, &entry.secretMetadata)
 	// Checked before err: Unmarshal fills every field it can before it
 	// reports one of the wrong type, and a newer layout may change any other.
-	if stored.Format > secretFormat {
-		return nil, fmt.Errorf("secret %w (storage format %d; this release reads up to %d): upgrade the plugin",
-			errNewerFormat, stored.Format, secretFormat)
+	// Refused rather than guessed at: an operator who rolled the plugin back
+	// must see why.
+	if entry.Format > secretFormat {
+		return nil, fmt.Errorf("secret written by a newer release of the plugin (storage format %d; this release reads up to %d): upgrade the plugin",
+			entry.Format, secretFormat)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("decoding secret metadata: %w", err)
@@ -90,13 +84,12 @@ func decodeSecret(value []byte, withData bool) (*secretEntry, error) {
 	if !found {
 		return nil, fmt.Errorf("decoding secret: no data")
 	}
-	entry := &secretEntry{secretMetadata: stored.secretMetadata}
 	if withData {
 		if err := json.Unmarshal(data, &entry.Data); err != nil {
 			return nil, fmt.Errorf("decoding secret data: %w", err)
 		}
 	}
-	return entry, nil
+	return &entry, nil
 }
 
 func (b *backend) pathSecrets() *framework.Path {
@@ -313,7 +306,7 @@ func (b *backend) secretWrite(ctx context.Context, req *logical.Request, d *fram
 		return logical.ErrorResponse("name: secret was deleted by another request since this write began; retry"), nil
 	}
 	now := time.Now().UTC().Format(time.RFC3339Nano)
-	meta := secretMetadata{Version: 1, CreatedTime: now, UpdatedTime: now}
+	meta := secretMetadata{Format: secretFormat, Version: 1, CreatedTime: now, UpdatedTime: now}
 	if current != nil {
 		meta.Version, meta.CreatedTime = current.Version+1, current.CreatedTime
 	}

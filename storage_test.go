@@ -186,18 +186,24 @@ func builtWithRace() bool {
 }
 
 // TestSecretWrite_MarksItsStorageFormat: entries written now say which
-// layout they are in, so that a later release can tell them from v0.1.0's.
+// layout they are in, so that a later release can tell them from v0.1.0's;
+// so does a v0.1.0 entry once written on top of.
 func TestSecretWrite_MarksItsStorageFormat(t *testing.T) {
+	secret := loadGolden(t, "secret.json")
 	e := newTestEnv(t)
-	e.mustStatus(e.write(secretsRoute+"app", kv("k", "v")), http.StatusOK)
-	stored, err := e.storage.InmemStorage.Get(context.Background(), secretStorageKey("app"))
-	if err != nil || stored == nil {
-		t.Fatalf("storage holds %v (%v), want the written secret", stored, err)
-	}
-	first, _, _ := bytes.Cut(stored.Value, []byte("\n"))
-	var marker struct{ Format *int }
-	if err := json.Unmarshal(first, &marker); err != nil || marker.Format == nil || *marker.Format != secretFormat {
-		t.Fatalf("first document %s (%v), want a format marker of %d", first, err, secretFormat)
+	e.putGolden(secret)
+	e.mustStatus(e.write(secretsRoute+"team/app", kv("k", "on top")), http.StatusOK)
+	e.mustStatus(e.write(secretsRoute+"app", kv("k", "new")), http.StatusOK)
+	for _, key := range []string{secret.Key, secretStorageKey("app")} {
+		stored, err := e.storage.InmemStorage.Get(context.Background(), key)
+		if err != nil || stored == nil {
+			t.Fatalf("storage holds %v (%v) under %s, want the written secret", stored, err, key)
+		}
+		first, _, _ := bytes.Cut(stored.Value, []byte("\n"))
+		var marker struct{ Format *int }
+		if err := json.Unmarshal(first, &marker); err != nil || marker.Format == nil || *marker.Format != secretFormat {
+			t.Errorf("%s: first document %s (%v), want a format marker of %d", key, first, err, secretFormat)
+		}
 	}
 }
 
