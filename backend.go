@@ -2,17 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"math"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/hashicorp/vault/sdk/framework"
-	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -21,12 +16,6 @@ import (
 // set it with -ldflags "-X main.version=vX.Y.Z"; Vault refuses to run a plugin
 // registered with a -version that differs from it.
 var version = "v0.0.0-dev"
-
-// metadataCacheSize bounds the metadata cache of one mount. An entry costs
-// about 250 bytes with a short name, so a full cache holds about 2.5 MiB
-// (BenchmarkMetadataCacheFull; BENCHMARKS.md). A name that fell out is read
-// again from storage.
-const metadataCacheSize = 10000
 
 // backend is one mount of the engine. It holds no secret data: storage is the truth.
 type backend struct {
@@ -41,15 +30,13 @@ type backend struct {
 	// writers of different names wait on each other.
 	secretLocks []*locksutil.LockEntry
 
-	// metadata maps a secret name to the metadata of its stored version, or
-	// to nil when it is known to be absent, so that an update costs one
-	// storage call instead of three. Values never enter it. It changes only
-	// under the name's lock, from what storage returned or accepted, and
-	// forgets a name on any storage error. It needs no other care in a
-	// cluster: Vault builds the mount anew on the node that becomes active
-	// and after a snapshot restore, and calls Invalidate where another node
-	// wrote. A write through sys/raw bypasses the plugin: reload it after one.
-	metadata *lru.Cache[string, *secretMetadata]
+	// configPath and secretPath are the paths whose writes HandleRequest and
+	// HandleExistenceCheck answer before the framework (request.go).
+	configPath, secretPath *framework.Path
+
+	// metadata spares a write the storage reads of what it replaces
+	// (metadata_cache.go).
+	metadata *metadataCache
 }
 
 // Factory is the logical.Factory Vault calls once per mount.
@@ -65,6 +52,7 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 
 func newBackend() *backend {
 	b := &backend{secretLocks: locksutil.CreateLocks(), metadata: newMetadataCache(metadataCacheSize)}
+	b.configPath, b.secretPath = b.pathConfig(), b.pathSecrets()
 	b.Backend = &framework.Backend{
 		Help:           backendHelp,
 		BackendType:    logical.TypeLogical,
@@ -72,18 +60,10 @@ func newBackend() *backend {
 		PathsSpecial: &logical.Paths{
 			SealWrapStorage: []string{configStorageKey, secretStoragePrefix},
 		},
-		Paths:      []*framework.Path{b.pathConfig(), b.pathSecrets(), b.pathSecretsList()},
+		Paths:      []*framework.Path{b.configPath, b.secretPath, b.pathSecretsList()},
 		Invalidate: b.invalidate,
 	}
 	return b
-}
-
-func newMetadataCache(size int) *lru.Cache[string, *secretMetadata] {
-	cache, err := lru.New[string, *secretMetadata](size)
-	if err != nil {
-		panic(err) // only a size below 1 fails
-	}
-	return cache
 }
 
 // invalidate is called on performance standbys and replicas when another node
@@ -105,55 +85,23 @@ func (b *backend) invalidate(_ context.Context, key string) {
 	}
 }
 
-// HandleExistenceCheck answers for the config and one secret itself instead
-// of the framework, whose check first converts every field and fails on a
-// value of the wrong type with a message that quotes it. Vault logs that
-// failure, and writes it unhashed to the audit log: for data, a secret.
-// HandleRequest then answers the malformed value with a 400 of its own.
-func (b *backend) HandleExistenceCheck(ctx context.Context, req *logical.Request) (bool, bool, error) {
-	if req.Path == configStorageKey {
-		exists, err := configExists(ctx, req.Storage)
-		return true, exists, err
-	}
-	if name, ok := secretWriteName(req); ok {
-		exists, err := b.secretExists(ctx, req.Storage, name)
-		return true, exists, err
-	}
-	return b.Backend.HandleExistenceCheck(ctx, req)
-}
+// Storage keys are where v0.1.0 put its entries (testdata/v0.1.0), and stay
+// there whatever the routes are called: keys built from a route would leave
+// every stored entry behind in a release that renamed it.
+const (
+	configStorageKey    = "config"
+	secretStoragePrefix = "secrets/"
+)
 
-// HandleRequest answers malformed writes before the framework converts the
-// fields. Its conversion errors quote the value (for data, a secret) and speak
-// of strconv; the plugin's own messages name the field and its rule, whatever
-// form the value came in.
-func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
-	if resp := rejectMalformedWrite(req); resp != nil {
-		return resp, nil
-	}
-	return b.Backend.HandleRequest(ctx, req)
-}
-
-func rejectMalformedWrite(req *logical.Request) *logical.Response {
-	if req.Operation != logical.CreateOperation && req.Operation != logical.UpdateOperation {
-		return nil
-	}
-	if req.Path == configStorageKey {
-		_, resp := parseConfigUpdate(req.Data)
-		return resp
-	}
-	if _, ok := secretWriteName(req); ok {
-		if _, resp := parseSecretData(req.Data["data"]); resp != nil {
-			return resp
-		}
-		_, _, resp := parseCAS(req.Data)
-		return resp
-	}
-	return nil
+// secretStorageKey is where the secret of the given name is stored; for a
+// folder's name, ending in '/', the prefix its entries are listed under.
+func secretStorageKey(name string) string {
+	return secretStoragePrefix + name
 }
 
 // getJSON reads one storage entry into out; it reports false, not an error,
 // when the key is absent.
-func getJSON(ctx context.Context, s logical.Storage, key string, out interface{}) (bool, error) {
+func getJSON(ctx context.Context, s logical.Storage, key string, out any) (bool, error) {
 	entry, err := s.Get(ctx, key)
 	if err != nil || entry == nil {
 		return false, err
@@ -165,56 +113,12 @@ func getJSON(ctx context.Context, s logical.Storage, key string, out interface{}
 }
 
 // putJSON writes value as one JSON storage entry.
-func putJSON(ctx context.Context, s logical.Storage, key string, value interface{}) error {
+func putJSON(ctx context.Context, s logical.Storage, key string, value any) error {
 	entry, err := logical.StorageEntryJSON(key, value)
 	if err != nil {
 		return err
 	}
 	return s.Put(ctx, entry)
-}
-
-// wholeNumber reads an integer field strictly. The framework's TypeInt would
-// turn 1.5 into 1 and true into 1. An external plugin receives JSON numbers as
-// float64 (so 1.0 is 1), and CLI input as strings of decimal digits.
-func wholeNumber(raw interface{}) (int64, bool) {
-	switch v := raw.(type) {
-	case int:
-		return int64(v), true
-	case int64:
-		return v, true
-	case float64:
-		if v != math.Trunc(v) || math.Abs(v) > 1<<53 {
-			return 0, false
-		}
-		return int64(v), true
-	case json.Number:
-		n, err := strconv.ParseInt(string(v), 10, 64)
-		return n, err == nil
-	case string:
-		// Digits only: ParseInt alone would also take "+5" and "-0".
-		if v == "" || strings.Trim(v, "0123456789") != "" {
-			return 0, false
-		}
-		n, err := strconv.ParseInt(v, 10, 64)
-		return n, err == nil
-	}
-	return 0, false
-}
-
-// boolean reads a bool field strictly; the framework's TypeBool would accept 1.
-func boolean(raw interface{}) (bool, bool) {
-	switch v := raw.(type) {
-	case bool:
-		return v, true
-	case string:
-		switch v {
-		case "true":
-			return true, true
-		case "false":
-			return false, true
-		}
-	}
-	return false, false
 }
 
 // operationPrefix names the engine in its help and begins each of its
@@ -228,37 +132,3 @@ key/value pairs, versioned, with optional check-and-set writes.
 Configure the mount at "config"; read, write, list and delete secrets under
 "secrets/".
 `
-
-// cachedSystemView answers the two questions the framework asks Vault on every
-// write (and the first on every request) to a path with Operations, to decide
-// on forwarding. For an external plugin each question is a gRPC round trip
-// back to Vault; the replication state alone measured as a quarter of a
-// read's cost. The state changes only when a node changes role, and Vault
-// sets up its mounts afresh then; whether the mount is local is fixed when it
-// is enabled.
-type cachedSystemView struct {
-	logical.SystemView
-	ttl time.Duration
-
-	mu      sync.Mutex
-	state   consts.ReplicationState
-	expires time.Time
-
-	localMount func() bool
-}
-
-func newCachedSystemView(system logical.SystemView, ttl time.Duration) *cachedSystemView {
-	return &cachedSystemView{SystemView: system, ttl: ttl, localMount: sync.OnceValue(system.LocalMount)}
-}
-
-func (c *cachedSystemView) LocalMount() bool { return c.localMount() }
-
-func (c *cachedSystemView) ReplicationState() consts.ReplicationState {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if now := time.Now(); now.After(c.expires) {
-		c.state = c.SystemView.ReplicationState()
-		c.expires = now.Add(c.ttl)
-	}
-	return c.state
-}

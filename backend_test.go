@@ -14,7 +14,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/framework"
-	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/helper/errutil"
 	"github.com/hashicorp/vault/sdk/helper/testhelpers/schema"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -232,7 +231,7 @@ func (r result) errorText() string {
 // makes the same gRPC translation both ways (JSON numbers arrive as float64),
 // a write goes through the existence check first, and the outcome maps to an
 // HTTP status with Vault's own logical.RespondErrorCommon.
-func (e *testEnv) request(op logical.Operation, path string, data map[string]interface{}) result {
+func (e *testEnv) request(op logical.Operation, path string, data map[string]any) result {
 	e.t.Helper()
 	protoReq, err := pb.LogicalRequestToProtoRequest(&logical.Request{Operation: op, Path: path, Data: data})
 	if err != nil {
@@ -304,7 +303,7 @@ func (e *testEnv) list(path string) result { return e.request(logical.ListOperat
 func (e *testEnv) delete(path string) result {
 	return e.request(logical.DeleteOperation, path, nil)
 }
-func (e *testEnv) write(path string, data map[string]interface{}) result {
+func (e *testEnv) write(path string, data map[string]any) result {
 	return e.request(logical.UpdateOperation, path, data)
 }
 
@@ -342,61 +341,7 @@ func TestFactory_RunningVersionAndSealWrap(t *testing.T) {
 	}
 	sealWrapped := strings.Join(e.backend.SpecialPaths().SealWrapStorage, ",")
 	if sealWrapped != "config,secrets/" {
-		t.Fatalf("SealWrapStorage = %q", sealWrapped)
-	}
-}
-
-func TestExistenceCheck_CreateVersusUpdate(t *testing.T) {
-	e := newTestEnv(t)
-	ctx := context.Background()
-	check := func(path string, data map[string]interface{}) bool {
-		t.Helper()
-		req := &logical.Request{Operation: logical.UpdateOperation, Path: path, Data: data, Storage: e.storage}
-		found, exists, err := e.backend.HandleExistenceCheck(ctx, req)
-		if err != nil || !found {
-			t.Fatalf("existence check on %s: found=%v err=%v", path, found, err)
-		}
-		return exists
-	}
-	secret := map[string]interface{}{"data": map[string]interface{}{"k": "v"}}
-
-	if check("secrets/app", secret) || check("config", nil) {
-		t.Fatal("existence check reports a path that was never written")
-	}
-	e.mustStatus(e.write("secrets/app", secret), http.StatusOK)
-	e.mustStatus(e.write("config", map[string]interface{}{"cas_required": false}), http.StatusNoContent)
-	if !check("secrets/app", secret) || !check("config", nil) {
-		t.Fatal("existence check misses a stored entry")
-	}
-	e.mustStatus(e.delete("secrets/app"), http.StatusNoContent)
-	e.mustStatus(e.delete("config"), http.StatusNoContent)
-	if check("secrets/app", secret) || check("config", nil) {
-		t.Fatal("existence check reports a deleted entry")
-	}
-}
-
-func TestExistenceCheck_MalformedInputIsLeftToTheHandler(t *testing.T) {
-	e := newTestEnv(t)
-	// The framework's conversion error would quote the value; Vault logs
-	// existence-check errors, so the check must not return it.
-	data := map[string]interface{}{"data": []interface{}{"password-without-equals-sign"}}
-	req := &logical.Request{Operation: logical.UpdateOperation, Path: "secrets/app", Data: data, Storage: e.storage}
-	_, exists, err := e.backend.HandleExistenceCheck(context.Background(), req)
-	if err != nil || exists {
-		t.Fatalf("existence check: exists=%v err=%v, want false, nil", exists, err)
-	}
-	for _, body := range []map[string]interface{}{data, {"data": map[string]interface{}{"password": []interface{}{"password-in-a-list"}}}} {
-		r := e.write("secrets/app", body)
-		e.mustStatus(r, http.StatusBadRequest, "data")
-		if strings.Contains(r.errorText(), "password-") {
-			t.Fatalf("the error quotes the secret: %s", r.errorText())
-		}
-	}
-	if strings.Contains(e.logs.String(), "password-") {
-		t.Fatalf("the secret reached a log:\n%s", e.logs.String())
-	}
-	if e.storedSecret("app") != nil {
-		t.Fatal("a rejected write was stored")
+		t.Fatalf("SealWrapStorage = %q, want the storage prefixes \"config,secrets/\"", sealWrapped)
 	}
 }
 
@@ -424,68 +369,15 @@ func TestInvalidate_ConfigIsReadAgainFromStorage(t *testing.T) {
 	if r.resp.Data["max_secret_bytes"] != float64(10) || r.resp.Data["cas_required"] != true {
 		t.Fatalf("after invalidation: %v, want the stored config", r.resp.Data)
 	}
-	e.mustStatus(e.write("secrets/app", map[string]interface{}{"data": map[string]interface{}{"k": "v"}}), http.StatusBadRequest, "cas")
-}
-
-// TestStorageCalls_PerOperation proves what the metadata cache saves: an update
-// of a name this mount has seen costs only its Put, where the existence check
-// and the locked lookup each read storage before.
-func TestStorageCalls_PerOperation(t *testing.T) {
-	e := newTestEnv(t)
-	e.mustStatus(e.read("config"), http.StatusOK) // config is cached from here on
-	data := map[string]interface{}{"data": map[string]interface{}{"k": "v"}}
-	existenceCheck := func() result {
-		req := &logical.Request{Operation: logical.UpdateOperation, Path: "secrets/app", Data: data, Storage: e.storage}
-		if _, exists, err := e.backend.HandleExistenceCheck(context.Background(), req); err != nil || !exists {
-			t.Fatalf("existence check: exists=%v err=%v", exists, err)
-		}
-		return result{status: http.StatusOK}
-	}
-	updateHandler := func() result {
-		return e.handle(&logical.Request{Operation: logical.UpdateOperation, Path: "secrets/app", Data: data, Storage: e.storage})
-	}
-
-	tests := []struct {
-		name    string
-		do      func() result
-		get     int64
-		put     int64
-		list    int64
-		deletes int64
-	}{
-		{"create", func() result { return e.write("secrets/app", data) }, 2, 1, 0, 0},
-		{"update", func() result { return e.write("secrets/app", data) }, 0, 1, 0, 0},
-		{"update's existence check", existenceCheck, 0, 0, 0, 0},
-		{"update's handler", updateHandler, 0, 1, 0, 0},
-		{"read", func() result { return e.read("secrets/app") }, 1, 0, 0, 0},
-		{"list", func() result { return e.list("secrets/") }, 0, 0, 1, 0},
-		{"delete", func() result { return e.delete("secrets/app") }, 0, 0, 0, 1},
-		{"create after delete", func() result { return e.write("secrets/app", data) }, 0, 1, 0, 0},
-		{"update on a new mount", func() result {
-			e.backend.metadata.Purge() // as after a restart, failover or reload
-			return e.write("secrets/app", data)
-		}, 2, 1, 0, 0},
-		{"create of another name", func() result { return e.write("secrets/other", data) }, 2, 1, 0, 0},
-	}
-	for _, tt := range tests {
-		e.storage.resetCounts()
-		if r := tt.do(); r.status >= 300 {
-			t.Fatalf("%s: status %d", tt.name, r.status)
-		}
-		got := [4]int64{e.storage.count("get"), e.storage.count("put"), e.storage.count("list"), e.storage.count("delete")}
-		want := [4]int64{tt.get, tt.put, tt.list, tt.deletes}
-		if got != want {
-			t.Errorf("%s: storage calls get/put/list/delete = %v, want %v", tt.name, got, want)
-		}
-	}
+	e.mustStatus(e.write("secrets/app", map[string]any{"data": map[string]any{"k": "v"}}), http.StatusBadRequest, "cas")
 }
 
 func TestStorageFailure_Returns500AndKeepsOldValue(t *testing.T) {
 	e := newTestEnv(t)
-	original := map[string]interface{}{"data": map[string]interface{}{"k": "original"}}
+	original := map[string]any{"data": map[string]any{"k": "original"}}
 	e.mustStatus(e.write("secrets/app", original), http.StatusOK)
-	e.mustStatus(e.write("config", map[string]interface{}{"max_secret_bytes": 1000}), http.StatusNoContent)
-	update := map[string]interface{}{"data": map[string]interface{}{"k": "changed"}}
+	e.mustStatus(e.write("config", map[string]any{"max_secret_bytes": 1000}), http.StatusNoContent)
+	update := map[string]any{"data": map[string]any{"k": "changed"}}
 
 	tests := []struct {
 		failing string
@@ -498,7 +390,7 @@ func TestStorageFailure_Returns500AndKeepsOldValue(t *testing.T) {
 		{"get", func() result {
 			return e.handle(&logical.Request{Operation: logical.UpdateOperation, Path: "secrets/app", Data: update, Storage: e.storage})
 		}},
-		{"put", func() result { return e.write("config", map[string]interface{}{"max_secret_bytes": 5}) }},
+		{"put", func() result { return e.write("config", map[string]any{"max_secret_bytes": 5}) }},
 		{"delete", func() result { return e.delete("secrets/app") }},
 		{"delete", func() result { return e.delete("config") }},
 		{"list", func() result { return e.list("secrets/") }},
@@ -537,14 +429,14 @@ func TestStorageFailure_ConfigLoadIsRetried(t *testing.T) {
 func TestLogs_NeverHoldSecretValues(t *testing.T) {
 	e := newTestEnv(t)
 	const value = "hunter2-Sup3rS3cret"
-	e.mustStatus(e.write("config", map[string]interface{}{"cas_required": true}), http.StatusNoContent)
-	e.mustStatus(e.write("secrets/team/app", map[string]interface{}{"data": map[string]interface{}{"password": value}, "cas": 0}), http.StatusOK)
-	e.mustStatus(e.write("secrets/team/app", map[string]interface{}{"data": []interface{}{"password=" + value}, "cas": 1}), http.StatusOK)
-	for _, bad := range []map[string]interface{}{
+	e.mustStatus(e.write("config", map[string]any{"cas_required": true}), http.StatusNoContent)
+	e.mustStatus(e.write("secrets/team/app", map[string]any{"data": map[string]any{"password": value}, "cas": 0}), http.StatusOK)
+	e.mustStatus(e.write("secrets/team/app", map[string]any{"data": []any{"password=" + value}, "cas": 1}), http.StatusOK)
+	for _, bad := range []map[string]any{
 		{"data": "password=" + value, "cas": 1},
-		{"data": []interface{}{value}, "cas": 2},
-		{"data": map[string]interface{}{"password": map[string]interface{}{"nested": value}}, "cas": 2},
-		{"data": []interface{}{map[string]interface{}{"password": value}}, "cas": 2},
+		{"data": []any{value}, "cas": 2},
+		{"data": map[string]any{"password": map[string]any{"nested": value}}, "cas": 2},
+		{"data": []any{map[string]any{"password": value}}, "cas": 2},
 	} {
 		r := e.write("secrets/team/app", bad)
 		e.mustStatus(r, http.StatusBadRequest)
@@ -632,65 +524,4 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
-}
-
-type countingSystemView struct {
-	logical.StaticSystemView
-	replicationStateCalls, localMountCalls atomic.Int64
-}
-
-func (s *countingSystemView) ReplicationState() consts.ReplicationState {
-	s.replicationStateCalls.Add(1)
-	return s.StaticSystemView.ReplicationState()
-}
-
-func (s *countingSystemView) LocalMount() bool {
-	s.localMountCalls.Add(1)
-	return s.StaticSystemView.LocalMount()
-}
-
-// The framework asks Vault on every write whether the mount is local and in
-// which replication state the node is: each a gRPC round trip for an external
-// plugin.
-func TestSystemView_AskedOfVaultOnce(t *testing.T) {
-	system := &countingSystemView{}
-	b, err := Factory(context.Background(), &logical.BackendConfig{
-		Logger: hclog.NewNullLogger(), System: system, StorageView: &logical.InmemStorage{},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	storage := &logical.InmemStorage{}
-	op := logical.CreateOperation
-	write := func() {
-		resp, err := b.HandleRequest(context.Background(), &logical.Request{
-			Operation: op, Path: "secrets/app", Storage: storage,
-			Data: map[string]interface{}{"data": map[string]interface{}{"k": "v"}},
-		})
-		if err != nil || resp.IsError() {
-			t.Fatal(resp, err)
-		}
-		op = logical.UpdateOperation
-	}
-	for i := 0; i < 100; i++ {
-		write()
-	}
-	if n := system.replicationStateCalls.Load(); n != 1 {
-		t.Fatalf("100 writes asked Vault for the replication state %d times, want 1", n)
-	}
-	if n := system.localMountCalls.Load(); n != 1 {
-		t.Fatalf("100 writes asked Vault whether the mount is local %d times, want 1", n)
-	}
-	cache := b.(*backend).System().(*cachedSystemView)
-	cache.mu.Lock()
-	cache.ttl, cache.expires = 0, time.Time{} // from now on every request asks again
-	cache.mu.Unlock()
-	write()
-	write()
-	if n := system.replicationStateCalls.Load(); n != 3 {
-		t.Fatalf("after expiry: %d replication state calls, want 3", n)
-	}
-	if n := system.localMountCalls.Load(); n != 1 {
-		t.Fatalf("the mount's locality was asked again: %d calls, want 1", n)
-	}
 }

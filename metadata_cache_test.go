@@ -197,3 +197,62 @@ func TestMetadataCache_StaysCoherentUnderConcurrency(t *testing.T) {
 		})
 	}
 }
+
+// TestStorageCalls_PerOperation proves what the metadata cache saves: an update
+// of a name this mount has seen costs only its Put, where the existence check
+// and the locked lookup each read storage before.
+func TestStorageCalls_PerOperation(t *testing.T) {
+	e := newTestEnv(t)
+	e.mustStatus(e.read("config"), http.StatusOK) // config is cached from here on
+	data := map[string]any{"data": map[string]any{"k": "v"}}
+	existenceCheck := func() result {
+		req := &logical.Request{Operation: logical.UpdateOperation, Path: "secrets/app", Data: data, Storage: e.storage}
+		if _, exists, err := e.backend.HandleExistenceCheck(context.Background(), req); err != nil || !exists {
+			t.Fatalf("existence check: exists=%v err=%v", exists, err)
+		}
+		return result{status: http.StatusOK}
+	}
+	updateHandler := func() result {
+		return e.handle(&logical.Request{Operation: logical.UpdateOperation, Path: "secrets/app", Data: data, Storage: e.storage})
+	}
+
+	tests := []struct {
+		name    string
+		do      func() result
+		get     int64
+		put     int64
+		list    int64
+		deletes int64
+	}{
+		{"create", func() result { return e.write("secrets/app", data) }, 2, 1, 0, 0},
+		{"update", func() result { return e.write("secrets/app", data) }, 0, 1, 0, 0},
+		{"update's existence check", existenceCheck, 0, 0, 0, 0},
+		{"update's handler", updateHandler, 0, 1, 0, 0},
+		{"read", func() result { return e.read("secrets/app") }, 1, 0, 0, 0},
+		{"list", func() result { return e.list("secrets/") }, 0, 0, 1, 0},
+		{"delete", func() result { return e.delete("secrets/app") }, 0, 0, 0, 1},
+		{"create after delete", func() result { return e.write("secrets/app", data) }, 0, 1, 0, 0},
+		{"update on a new mount", func() result {
+			e.backend.metadata.Purge() // as after a restart, failover or reload
+			return e.write("secrets/app", data)
+		}, 2, 1, 0, 0},
+		{"create of another name", func() result { return e.write("secrets/other", data) }, 2, 1, 0, 0},
+		// A delete reads the format of what it deletes, from storage only
+		// when the cache does not know it.
+		{"delete on a new mount", func() result {
+			e.backend.metadata.Purge()
+			return e.delete("secrets/other")
+		}, 1, 0, 0, 1},
+	}
+	for _, tt := range tests {
+		e.storage.resetCounts()
+		if r := tt.do(); r.status >= 300 {
+			t.Fatalf("%s: status %d", tt.name, r.status)
+		}
+		got := [4]int64{e.storage.count("get"), e.storage.count("put"), e.storage.count("list"), e.storage.count("delete")}
+		want := [4]int64{tt.get, tt.put, tt.list, tt.deletes}
+		if got != want {
+			t.Errorf("%s: storage calls get/put/list/delete = %v, want %v", tt.name, got, want)
+		}
+	}
+}

@@ -10,7 +10,9 @@ import (
 )
 
 const (
-	configStorageKey = "config"
+	// configRoute is the config path's pattern. Its storage entry is under
+	// configStorageKey, which does not follow a rename of the route.
+	configRoute = "config"
 
 	defaultMaxSecretBytes = 512 << 10
 	// maxMaxSecretBytes is integrated storage's default entry limit (1 MiB);
@@ -28,8 +30,8 @@ func defaultConfig() *configEntry {
 	return &configEntry{MaxSecretBytes: defaultMaxSecretBytes}
 }
 
-func (c *configEntry) responseData() map[string]interface{} {
-	return map[string]interface{}{
+func (c *configEntry) responseData() map[string]any {
+	return map[string]any{
 		"max_secret_bytes": c.MaxSecretBytes,
 		"cas_required":     c.CASRequired,
 	}
@@ -37,7 +39,7 @@ func (c *configEntry) responseData() map[string]interface{} {
 
 func (b *backend) pathConfig() *framework.Path {
 	return &framework.Path{
-		Pattern: configStorageKey,
+		Pattern: configRoute,
 		DisplayAttrs: &framework.DisplayAttributes{
 			OperationPrefix: operationPrefix,
 			OperationSuffix: "configuration",
@@ -150,34 +152,6 @@ func (b *backend) configRead(ctx context.Context, req *logical.Request, _ *frame
 		return nil, err
 	}
 	return &logical.Response{Data: cfg.responseData()}, nil
-}
-
-// configUpdate holds the settings a write carries; nil fields keep their values.
-type configUpdate struct {
-	maxSecretBytes *int
-	casRequired    *bool
-}
-
-// parseConfigUpdate reads the raw values, because the framework's conversions
-// are lenient (see wholeNumber).
-func parseConfigUpdate(data map[string]interface{}) (configUpdate, *logical.Response) {
-	var update configUpdate
-	if raw, ok := data["max_secret_bytes"]; ok {
-		n, ok := wholeNumber(raw)
-		if !ok || n < 1 || n > maxMaxSecretBytes {
-			return update, logical.ErrorResponse("max_secret_bytes: must be a whole number from 1 to %d", maxMaxSecretBytes)
-		}
-		v := int(n)
-		update.maxSecretBytes = &v
-	}
-	if raw, ok := data["cas_required"]; ok {
-		v, ok := boolean(raw)
-		if !ok {
-			return update, logical.ErrorResponse("cas_required: must be true or false")
-		}
-		update.casRequired = &v
-	}
-	return update, nil
 }
 
 func (b *backend) configWrite(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {

@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
@@ -17,28 +16,38 @@ import (
 	"github.com/hashicorp/vault/sdk/physical"
 )
 
-const (
-	secretStoragePrefix = "secrets/"
-	maxNameBytes        = 512
-)
+// secretsRoute begins the patterns of the secrets' paths. Secrets are stored
+// under secretStorageKey, which does not follow a rename of the route.
+const secretsRoute = "secrets/"
 
 // A secret is stored as two JSON documents, one after the other: its metadata,
 // then its data. A write needs only the metadata of the version it replaces
 // and so never decodes a value that may be a megabyte.
 type secretMetadata struct {
+	// Format is the layout the secret is stored in: secretFormat when this
+	// release wrote it, 0 when v0.1.0 did.
+	Format  int   `json:"format,omitempty"`
 	Version int64 `json:"version"`
 	// Times are kept as the RFC 3339 strings the API returns.
 	CreatedTime string `json:"created_time"`
 	UpdatedTime string `json:"updated_time"`
 }
 
+// secretFormat is the layout in which this release stores a secret, marked
+// in the first document of every entry it writes. v0.1.0 wrote no marker: its
+// entries are format 1, the same two documents, and are read as they are. A
+// release that changes the layout raises the number and keeps the marker in
+// a JSON object on the entry's first line, so that older releases refuse
+// what they cannot read.
+const secretFormat = 2
+
 type secretEntry struct {
 	secretMetadata
 	Data map[string]string
 }
 
-func (m *secretMetadata) responseData() map[string]interface{} {
-	return map[string]interface{}{
+func (m *secretMetadata) responseData() map[string]any {
+	return map[string]any{
 		"version":      m.Version,
 		"created_time": m.CreatedTime,
 		"updated_time": m.UpdatedTime,
@@ -58,34 +67,35 @@ func encodeSecret(meta *secretMetadata, encodedData []byte) ([]byte, error) {
 // secret. json.Marshal never writes a raw newline, so the first one ends the
 // metadata.
 func decodeSecret(value []byte, withData bool) (*secretEntry, error) {
-	split := bytes.IndexByte(value, '\n')
-	if split < 0 {
-		return nil, fmt.Errorf("decoding secret: no metadata")
-	}
+	first, data, found := bytes.Cut(value, []byte{'\n'})
 	var entry secretEntry
-	if err := json.Unmarshal(value[:split], &entry.secretMetadata); err != nil {
+	err := json.Unmarshal(first, &entry.secretMetadata)
+	// Checked before err: Unmarshal fills every field it can before it
+	// reports one of the wrong type, and a newer layout may change any other.
+	// Refused rather than guessed at: an operator who rolled the plugin back
+	// must see why.
+	if entry.Format > secretFormat {
+		return nil, fmt.Errorf("secret written by a newer release of the plugin (storage format %d; this release reads up to %d): upgrade the plugin",
+			entry.Format, secretFormat)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("decoding secret metadata: %w", err)
 	}
+	if !found {
+		return nil, fmt.Errorf("decoding secret: no data")
+	}
 	if withData {
-		if err := json.Unmarshal(value[split+1:], &entry.Data); err != nil {
+		if err := json.Unmarshal(data, &entry.Data); err != nil {
 			return nil, fmt.Errorf("decoding secret data: %w", err)
 		}
 	}
 	return &entry, nil
 }
 
-// capturedName returns a name captured from the request path. Captures are
-// always strings, so this skips the generic conversion of d.Get, which costs
-// a handful of allocations on every request.
-func capturedName(d *framework.FieldData, field string) string {
-	name, _ := d.Raw[field].(string)
-	return name
-}
-
 func (b *backend) pathSecrets() *framework.Path {
 	return &framework.Path{
 		// A name ending in "/" is a folder and routes to pathSecretsList instead.
-		Pattern: `(?s)` + secretStoragePrefix + `(?P<name>.*[^/])`,
+		Pattern: `(?s)` + secretsRoute + `(?P<name>.*[^/])`,
 		DisplayAttrs: &framework.DisplayAttributes{
 			OperationPrefix: operationPrefix,
 			OperationSuffix: "secret",
@@ -146,7 +156,7 @@ func (b *backend) secretWriteOperation(summary string) *framework.PathOperation 
 
 func (b *backend) pathSecretsList() *framework.Path {
 	return &framework.Path{
-		Pattern: `(?s)` + secretStoragePrefix + `(?P<prefix>.*/)?`,
+		Pattern: `(?s)` + secretsRoute + `(?P<prefix>.*/)?`,
 		DisplayAttrs: &framework.DisplayAttributes{
 			OperationPrefix: operationPrefix,
 			OperationSuffix: "secrets",
@@ -209,126 +219,10 @@ var secretReadResponseFields = func() map[string]*framework.FieldSchema {
 	return fields
 }()
 
-// validateName enforces the name rules of the API. Vault's HTTP layer cleans
-// "." and ".." segments out of URLs, but percent-encoded forms reach the
-// plugin: a secret stored under such a name could be written over HTTP yet
-// never read or deleted with the CLI. Vault's storage refuses any key
-// containing "..".
-func validateName(field, name string) *logical.Response {
-	var broken string
-	switch {
-	case name == "":
-		broken = "must not be empty"
-	case len(name) > maxNameBytes:
-		broken = fmt.Sprintf("must be at most %d bytes", maxNameBytes)
-	case strings.Contains(name, ".."):
-		broken = `must not contain ".."`
-	case strings.IndexFunc(name, unicode.IsControl) >= 0:
-		broken = "must not contain control characters"
-	default:
-		broken = brokenSegmentRule(name)
-	}
-	if broken == "" {
-		return nil
-	}
-	return logical.ErrorResponse("%s: %s", field, broken)
-}
-
-// brokenSegmentRule checks each '/'-separated segment of name without
-// allocating: names are checked on every request.
-func brokenSegmentRule(name string) string {
-	for rest, more := name, true; more; {
-		var segment string
-		segment, rest, more = strings.Cut(rest, "/")
-		switch segment {
-		case "":
-			return "must not have an empty segment"
-		case ".":
-			return `must not have a segment that is exactly "."`
-		}
-	}
-	return ""
-}
-
-// parseCAS reads the optional cas field strictly: see wholeNumber.
-func parseCAS(data map[string]interface{}) (cas int64, given bool, resp *logical.Response) {
-	raw, given := data["cas"]
-	if !given {
-		return 0, false, nil
-	}
-	cas, ok := wholeNumber(raw)
-	if !ok || cas < 0 {
-		return 0, true, logical.ErrorResponse("cas: must be a whole number of at least 0")
-	}
-	return cas, true, nil
-}
-
-// parseSecretData accepts the forms Vault sends for a key/value field: a JSON
-// object, one "KEY=VALUE" string, or a list of them. It checks the raw values
-// because the framework's TypeKVPairs would silently turn 5432 into "5432".
-// Messages name keys and JSON types, never a value.
-func parseSecretData(raw interface{}) (map[string]string, *logical.Response) {
-	var data map[string]string
-	switch v := raw.(type) {
-	case map[string]interface{}:
-		data = make(map[string]string, len(v))
-		for key, value := range v {
-			s, ok := value.(string)
-			if !ok {
-				return nil, logical.ErrorResponse("data: value of key %q must be a string, not %s", key, jsonType(value))
-			}
-			data[key] = s
-		}
-	case string:
-		return parseSecretData([]interface{}{v})
-	case []interface{}:
-		data = make(map[string]string, len(v))
-		for i, item := range v {
-			pair, ok := item.(string)
-			key, value, found := strings.Cut(pair, "=")
-			if !ok || !found {
-				return nil, logical.ErrorResponse("data: item %d must be a KEY=VALUE string", i+1)
-			}
-			if _, dup := data[key]; dup {
-				return nil, logical.ErrorResponse("data: key %q is given more than once", key)
-			}
-			data[key] = value
-		}
-	case nil:
-		return nil, logical.ErrorResponse("data: required")
-	default:
-		return nil, logical.ErrorResponse("data: must be an object of strings or KEY=VALUE pairs, not %s", jsonType(raw))
-	}
-	if len(data) == 0 {
-		return nil, logical.ErrorResponse("data: must hold at least one key")
-	}
-	if _, ok := data[""]; ok {
-		return nil, logical.ErrorResponse("data: keys must not be empty")
-	}
-	return data, nil
-}
-
-// jsonType names the JSON type of a decoded value, for error messages that must
-// not echo the value itself.
-func jsonType(v interface{}) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return "a boolean"
-	case string:
-		return "a string"
-	case map[string]interface{}:
-		return "an object"
-	case []interface{}:
-		return "an array"
-	default:
-		return "a number"
-	}
-}
-
-func secretStorageKey(name string) string {
-	return secretStoragePrefix + name
+// secretName is the name of the secret a path routed to pathSecrets names:
+// all that follows the route, as its pattern captures it.
+func secretName(path string) string {
+	return path[len(secretsRoute):]
 }
 
 // getSecret reads a secret; it returns nil, not an error, when there is none.
@@ -338,57 +232,6 @@ func getSecret(ctx context.Context, s logical.Storage, key string, withData bool
 		return nil, err
 	}
 	return decodeSecret(stored.Value, withData)
-}
-
-// secretWriteName returns the name a request writes, if it is a write to one
-// secret. HandleExistenceCheck and HandleRequest use it to take secret writes
-// away from the framework's generic field conversion.
-func secretWriteName(req *logical.Request) (string, bool) {
-	isWrite := req.Operation == logical.CreateOperation || req.Operation == logical.UpdateOperation
-	if !isWrite || !strings.HasPrefix(req.Path, secretStoragePrefix) || strings.HasSuffix(req.Path, "/") {
-		return "", false
-	}
-	return req.Path[len(secretStoragePrefix):], true
-}
-
-// secretExists tells Vault whether a write creates or updates, so a policy can
-// grant "create" without "update". It reads the metadata cache without the
-// name's lock: the handler checks again under the lock, so a stale answer
-// costs the caller a retry, never an overwrite. A miss is not filled here: a
-// fill outside the lock could race a write and cache the version it replaced.
-func (b *backend) secretExists(ctx context.Context, s logical.Storage, name string) (bool, error) {
-	if validateName("name", name) != nil {
-		// The handler answers with the 400; storage would refuse such a key with a 500.
-		return false, nil
-	}
-	if meta, ok := b.metadata.Get(name); ok {
-		return meta != nil, nil
-	}
-	entry, err := s.Get(ctx, secretStorageKey(name))
-	if err != nil {
-		return false, fmt.Errorf("reading secret: %w", err)
-	}
-	return entry != nil, nil
-}
-
-// lockedMetadata returns the metadata of the stored version of a secret, nil
-// when there is none, from the cache or else from storage, filling the cache.
-// The caller holds the name's lock, so no write can land between the storage
-// read and the fill.
-func (b *backend) lockedMetadata(ctx context.Context, s logical.Storage, name string) (*secretMetadata, error) {
-	if meta, ok := b.metadata.Get(name); ok {
-		return meta, nil
-	}
-	entry, err := getSecret(ctx, s, secretStorageKey(name), false)
-	if err != nil {
-		return nil, fmt.Errorf("reading secret: %w", err)
-	}
-	var meta *secretMetadata
-	if entry != nil {
-		meta = &entry.secretMetadata
-	}
-	b.metadata.Add(name, meta)
-	return meta, nil
 }
 
 // secretExistenceCheck is the path's declared check, which the framework requires
@@ -463,7 +306,7 @@ func (b *backend) secretWrite(ctx context.Context, req *logical.Request, d *fram
 		return logical.ErrorResponse("name: secret was deleted by another request since this write began; retry"), nil
 	}
 	now := time.Now().UTC().Format(time.RFC3339Nano)
-	meta := secretMetadata{Version: 1, CreatedTime: now, UpdatedTime: now}
+	meta := secretMetadata{Format: secretFormat, Version: 1, CreatedTime: now, UpdatedTime: now}
 	if current != nil {
 		meta.Version, meta.CreatedTime = current.Version+1, current.CreatedTime
 	}
@@ -504,6 +347,11 @@ func (b *backend) secretDelete(ctx context.Context, req *logical.Request, d *fra
 	lock := locksutil.LockForKey(b.secretLocks, name)
 	lock.Lock()
 	defer lock.Unlock()
+	// A newer release may keep a secret in a form whose extent this one cannot
+	// tell: delete only what can be read. The cache usually knows already.
+	if _, err := b.lockedMetadata(ctx, req.Storage, name); err != nil {
+		return nil, err
+	}
 	if err := req.Storage.Delete(ctx, secretStorageKey(name)); err != nil {
 		b.metadata.Remove(name) // the delete may still have landed
 		return nil, fmt.Errorf("deleting secret: %w", err)

@@ -13,15 +13,15 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-func kv(pairs ...string) map[string]interface{} {
-	data := map[string]interface{}{}
+func kv(pairs ...string) map[string]any {
+	data := map[string]any{}
 	for i := 0; i < len(pairs); i += 2 {
 		data[pairs[i]] = pairs[i+1]
 	}
-	return map[string]interface{}{"data": data}
+	return map[string]any{"data": data}
 }
 
-func withCAS(body map[string]interface{}, cas interface{}) map[string]interface{} {
+func withCAS(body map[string]any, cas any) map[string]any {
 	body["cas"] = cas
 	return body
 }
@@ -44,10 +44,10 @@ func TestSecretWrite_StoredAsWrittenAndAnsweredWithoutALease(t *testing.T) {
 	}
 }
 
-// listedKeys returns a list response's keys, which arrive from gRPC as []interface{}.
+// listedKeys returns a list response's keys, which arrive from gRPC as []any.
 func listedKeys(t *testing.T, r result) []string {
 	t.Helper()
-	raw, _ := r.resp.Data["keys"].([]interface{})
+	raw, _ := r.resp.Data["keys"].([]any)
 	keys := make([]string, len(raw))
 	for i, k := range raw {
 		keys[i] = k.(string)
@@ -201,7 +201,7 @@ func TestSecrets_MixedConcurrentOperationsStayConsistent(t *testing.T) {
 					}
 				case 2:
 					r = e.read(name)
-					if r.status == http.StatusOK && r.resp.Data["data"].(map[string]interface{})["k"] != name {
+					if r.status == http.StatusOK && r.resp.Data["data"].(map[string]any)["k"] != name {
 						t.Errorf("%s holds another secret's data: %v", name, r.resp.Data)
 					}
 				case 3:
@@ -248,11 +248,11 @@ func FuzzSecretWrite(f *testing.F) {
 		// Storage refuses entries a little above max_secret_bytes, as raft does
 		// near its 1 MiB limit: that must be a 400 too.
 		e.storage.maxEntryBytes = 300
-		e.mustStatus(e.write("config", map[string]interface{}{"max_secret_bytes": 256}), http.StatusNoContent)
-		bodies := []map[string]interface{}{
-			{"data": map[string]interface{}{key: value}},
+		e.mustStatus(e.write("config", map[string]any{"max_secret_bytes": 256}), http.StatusNoContent)
+		bodies := []map[string]any{
+			{"data": map[string]any{key: value}},
 			{"data": key + "=" + value, "cas": casText},
-			{"data": []interface{}{key, value}, "cas": casNumber},
+			{"data": []any{key, value}, "cas": casNumber},
 		}
 		for _, body := range bodies {
 			r := e.write("secrets/"+name, body)
@@ -269,28 +269,10 @@ func FuzzSecretWrite(f *testing.F) {
 	})
 }
 
-func TestWholeNumber_StrictConversions(t *testing.T) {
-	tests := []struct {
-		in   interface{}
-		want int64
-		ok   bool
-	}{
-		{3, 3, true}, {int64(4), 4, true}, {float64(5), 5, true}, {"6", 6, true},
-		{1.5, 0, false}, {true, 0, false}, {"1.5", 0, false}, {"x", 0, false}, {nil, 0, false},
-		{float64(1 << 60), 0, false}, {[]interface{}{1}, 0, false},
-	}
-	for _, tt := range tests {
-		got, ok := wholeNumber(tt.in)
-		if got != tt.want || ok != tt.ok {
-			t.Errorf("wholeNumber(%#v) = %d, %v; want %d, %v", tt.in, got, ok, tt.want, tt.ok)
-		}
-	}
-}
-
 func TestSecretWrite_TooLargeForStorageIs400(t *testing.T) {
 	e := newTestEnv(t)
 	e.storage.maxEntryBytes = 1000
-	e.mustStatus(e.write("config", map[string]interface{}{"max_secret_bytes": 1048576}), http.StatusNoContent)
+	e.mustStatus(e.write("config", map[string]any{"max_secret_bytes": 1048576}), http.StatusNoContent)
 	e.mustStatus(e.write("secrets/big", kv("k", strings.Repeat("v", 990))), http.StatusBadRequest, "too large for this Vault's storage")
 	if e.storedSecret("big") != nil {
 		t.Fatal("an entry storage refused is stored")

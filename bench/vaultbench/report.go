@@ -47,7 +47,7 @@ func (r *report) resources(pluginDir string) {
 	for i := 2; i <= 50; i++ {
 		mount := fmt.Sprintf("%s%d", engines[0].mount, i)
 		start := time.Now()
-		must(call("POST", "sys/mounts/"+mount, map[string]interface{}{"type": engines[0].plugin}), 204)
+		must(call("POST", "sys/mounts/"+mount, map[string]any{"type": engines[0].plugin}), 204)
 		waitRead(mount + "/config")
 		r.warmEnables = append(r.warmEnables, milliseconds(time.Since(start)))
 		must(call("POST", mount+"/secrets/app", dataBody("v")), 200)
@@ -92,7 +92,7 @@ func (r *report) scale() {
 		t0 := time.Now()
 		reply := must(call("LIST", engines[0].path("scale/"), nil), 200)
 		r.scaleList = append(r.scaleList, float64(time.Since(t0).Microseconds())/1000)
-		if n := len(reply.body["data"].(map[string]interface{})["keys"].([]interface{})); n != *scaleCount {
+		if n := len(reply.body["data"].(map[string]any)["keys"].([]any)); n != *scaleCount {
 			fatalf("listed %d keys, want %d", n, *scaleCount)
 		}
 	}
@@ -132,7 +132,7 @@ func (r *report) coldStarts() {
 		}
 		mounts = []string{fmt.Sprintf("cold%d", i)}
 		start := time.Now()
-		must(call("POST", "sys/mounts/"+mounts[0], map[string]interface{}{"type": engines[0].plugin}), 204)
+		must(call("POST", "sys/mounts/"+mounts[0], map[string]any{"type": engines[0].plugin}), 204)
 		waitRead(mounts[0] + "/config")
 		r.coldEnables = append(r.coldEnables, milliseconds(time.Since(start)))
 	}
@@ -141,7 +141,7 @@ func (r *report) coldStarts() {
 
 func (r *report) write() {
 	var b strings.Builder
-	p := func(format string, args ...interface{}) { fmt.Fprintf(&b, format+"\n", args...) }
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	p("# Benchmarks")
 	p("")
 	p("Every figure here was written by `make bench`; rerun it to reproduce them on your machine.")
@@ -204,7 +204,7 @@ func (r *report) write() {
 	p("- **Creates.** A new name costs three storage calls, against the floor's one: the existence check misses the cache and reads storage (it may not fill the cache outside the name's lock), and the write reads storage again under the lock, because a create must never overwrite a secret that another request created meanwhile. Against the floor: %s by concurrency; against HashiCorp's KV plugin: %s.", ratios("create", "floor"), ratios("create", "kv-plugin"))
 	p("- **Reads against the floor.** One call from Vault and one storage call back, as for the floor; the answer also carries the version and its times. At concurrency 8 a read cost %s, against %s for the floor. The ratio moves with the machine from run to run (%s here, by concurrency): the client, Vault and the plugins share %d cores, and a round is %v.", cpu("read", "reference"), cpu("read", "floor"), ratios("read", "floor"), runtime.NumCPU(), *roundTime)
 	p("- **Small reads in process against KV version 1.** KV version 1 declares no fields and returns the stored body as it is. The plugin declares `name`, `data` and `cas` so that help, the OpenAPI document and its checks exist; the SDK's framework converts every declared field with reflection (mapstructure) on every request, and a read decodes the entry to answer its version and times. Updates in process are level with KV version 1, since the cache spares them the read of the current version.")
-	p("- **Every engine against the built-in KV.** Each request to an external plugin crosses a gRPC connection, and each storage call crosses it back; the built-in engine does neither. The SDK's framework also asks Vault, before a request to a path declared with `Operations`, for the replication state and, before a write, whether the mount is local: each a further round trip, which the plugin answers from memory (`cachedSystemView` in `backend.go`). The floor declares `Callbacks`, which skip both questions.")
+	p("- **Every engine against the built-in KV.** Each request to an external plugin crosses a gRPC connection, and each storage call crosses it back; the built-in engine does neither. The SDK's framework also asks Vault, before a request to a path declared with `Operations`, for the replication state and, before a write, whether the mount is local: each a further round trip, which the plugin answers from memory (`cachedSystemView` in `system_view.go`). The floor declares `Callbacks`, which skip both questions.")
 	r.writeOpenBao(p)
 	p("")
 	p("## Resources")
@@ -262,7 +262,7 @@ func (r *report) write() {
 
 // writeOpenBao sets the reference's reads and writes against the floor through
 // OpenBao beside the same loads through Vault, from this same run.
-func (r *report) writeOpenBao(p func(string, ...interface{})) {
+func (r *report) writeOpenBao(p func(string, ...any)) {
 	if len(r.openbao) == 0 {
 		return
 	}

@@ -30,7 +30,8 @@ type mutation struct {
 // secretsFile is where most bugs are planted: the secrets' read and write path.
 const secretsFile = "path_secrets.go"
 
-// Where secretWrite and secretDelete have just taken the name's lock.
+// Where secretWrite has just taken the name's lock, and where secretDelete,
+// holding it and having read the metadata of what it deletes, deletes it.
 const (
 	writeLocked  = "\tcurrent, err := b.lockedMetadata(ctx, req.Storage, name)\n"
 	deleteLocked = "\tif err := req.Storage.Delete(ctx, secretStorageKey(name)); err != nil {\n"

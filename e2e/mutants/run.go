@@ -79,11 +79,15 @@ func copyEngine(root, dst string) error {
 	if err := copyFiles(root, dst); err != nil {
 		return err
 	}
-	// The unit tests run the API's cases from the root module's package.
+	// The unit tests run the API's cases from the root module's package, and
+	// read back the storage entries of earlier releases from testdata.
 	if err := os.Mkdir(filepath.Join(dst, "apicases"), 0o755); err != nil {
 		return err
 	}
-	return copyFiles(filepath.Join(root, "apicases"), filepath.Join(dst, "apicases"))
+	if err := copyFiles(filepath.Join(root, "apicases"), filepath.Join(dst, "apicases")); err != nil {
+		return err
+	}
+	return os.CopyFS(filepath.Join(dst, "testdata"), os.DirFS(filepath.Join(root, "testdata")))
 }
 
 // copyFiles copies the Go files, go.mod, go.sum and Makefile of folder src,
