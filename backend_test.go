@@ -316,7 +316,7 @@ func (e *testEnv) mustStatus(r result, want int, fragments ...string) {
 	}
 	for _, f := range fragments {
 		if !strings.Contains(r.errorText(), f) {
-			e.t.Fatalf("error %q does not mention %q", r.errorText(), f)
+			e.t.Fatalf("error %q, want one that mentions %q", r.errorText(), f)
 		}
 	}
 }
@@ -361,7 +361,7 @@ func TestInvalidate_ConfigIsReadAgainFromStorage(t *testing.T) {
 	e.storage.resetCounts()
 	e.read("config")
 	if n := e.storage.count("get"); n != 0 {
-		t.Fatalf("an unrelated key dropped the cache: %d storage reads", n)
+		t.Fatalf("an unrelated key dropped the cache: %d storage reads, want 0", n)
 	}
 
 	e.backend.InvalidateKey(context.Background(), configStorageKey)
@@ -406,14 +406,14 @@ func TestStorageFailure_Returns500AndKeepsOldValue(t *testing.T) {
 		}
 		stored := e.storedSecret("app")
 		if stored == nil || stored.Version != 1 || stored.Data["k"] != "original" {
-			t.Fatalf("case %d (%s fails): stored secret is now %+v", i, tt.failing, stored)
+			t.Fatalf("case %d (%s fails): stored secret is now %+v, want version 1 with k=original", i, tt.failing, stored)
 		}
 		var cfg configEntry
 		if _, err := getJSON(context.Background(), &e.storage.InmemStorage, configStorageKey, &cfg); err != nil || cfg.MaxSecretBytes != 1000 {
-			t.Fatalf("case %d (%s fails): stored config is now %+v (%v)", i, tt.failing, cfg, err)
+			t.Fatalf("case %d (%s fails): stored config is now %+v (%v), want max_secret_bytes 1000", i, tt.failing, cfg, err)
 		}
 		if got := e.read("config").resp.Data["max_secret_bytes"]; got != float64(1000) {
-			t.Fatalf("case %d (%s fails): cached max_secret_bytes is now %v", i, tt.failing, got)
+			t.Fatalf("case %d (%s fails): cached max_secret_bytes is now %v, want 1000", i, tt.failing, got)
 		}
 	}
 }
@@ -441,7 +441,7 @@ func TestLogs_NeverHoldSecretValues(t *testing.T) {
 		r := e.write("secrets/team/app", bad)
 		e.mustStatus(r, http.StatusBadRequest)
 		if strings.Contains(r.errorText(), value) {
-			t.Fatalf("an error message quotes the secret: %s", r.errorText())
+			t.Fatalf("error %q quotes the secret, want one that names the field only", r.errorText())
 		}
 	}
 	e.mustStatus(e.read("secrets/team/app"), http.StatusOK)
@@ -451,10 +451,10 @@ func TestLogs_NeverHoldSecretValues(t *testing.T) {
 
 	logs := e.logs.String()
 	if !strings.Contains(logs, "secret written") || !strings.Contains(logs, "config written") {
-		t.Fatalf("the backend logged less than expected, so this test proves nothing:\n%s", logs)
+		t.Fatalf("log without \"secret written\" and \"config written\", want both, or this test proves nothing:\n%s", logs)
 	}
 	if strings.Contains(logs, value) {
-		t.Fatalf("a secret value reached the log:\n%s", logs)
+		t.Fatalf("a secret value reached the log, want none there:\n%s", logs)
 	}
 }
 
@@ -462,24 +462,24 @@ func TestHelp_EveryPathAndFieldIsDocumented(t *testing.T) {
 	e := newTestEnv(t)
 	for _, p := range e.backend.Paths {
 		if p.HelpSynopsis == "" || p.HelpDescription == "" {
-			t.Errorf("path %s has no help", p.Pattern)
+			t.Errorf("path %s has no help, want a synopsis and a description", p.Pattern)
 		}
 		for name, field := range p.Fields {
 			if field.Description == "" {
-				t.Errorf("field %q of path %s has no description", name, p.Pattern)
+				t.Errorf("field %q of path %s has no description, want one", name, p.Pattern)
 			}
 		}
 		for op, handler := range p.Operations {
 			props := handler.Properties()
 			if props.Summary == "" || len(props.Responses) == 0 {
-				t.Errorf("%s %s declares no summary or responses", op, p.Pattern)
+				t.Errorf("%s %s declares summary %q and %d responses, want a summary and at least one response", op, p.Pattern, props.Summary, len(props.Responses))
 			}
 		}
 	}
 	for _, path := range []string{"config", "secrets/app", "secrets/"} {
 		resp, err := e.backend.HandleRequest(context.Background(), &logical.Request{Operation: logical.HelpOperation, Path: path, Storage: e.storage})
 		if err != nil || !strings.Contains(fmt.Sprint(resp.Data["help"]), "##") {
-			t.Errorf("help on %s: %v, %v", path, err, resp)
+			t.Errorf("help on %s: %v, %v; want help text with ## headings", path, err, resp)
 		}
 	}
 }
@@ -488,14 +488,14 @@ func TestOpenAPI_DocumentsEveryPathAndResponse(t *testing.T) {
 	e := newTestEnv(t)
 	resp, err := e.backend.HandleRequest(context.Background(), &logical.Request{Operation: logical.HelpOperation, Storage: e.storage})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("root help: %v, want the OpenAPI document", err)
 	}
 	if strings.Contains(e.logs.String(), "error generating OpenAPI") {
-		t.Fatalf("OpenAPI generation failed:\n%s", e.logs.String())
+		t.Fatalf("OpenAPI generation failed, want no error logged:\n%s", e.logs.String())
 	}
 	doc, ok := resp.Data["openapi"].(*framework.OASDocument)
 	if !ok {
-		t.Fatalf("root help has no OpenAPI document: %#v", resp.Data)
+		t.Fatalf("root help answered %#v, want an OpenAPI document under openapi", resp.Data)
 	}
 	want := map[string][]string{
 		"/config":            {"get", "post", "delete"},
@@ -506,13 +506,13 @@ func TestOpenAPI_DocumentsEveryPathAndResponse(t *testing.T) {
 	for path, methods := range want {
 		item, ok := doc.Paths[path]
 		if !ok {
-			t.Errorf("OpenAPI has no path %s; it has %v", path, keys(doc.Paths))
+			t.Errorf("OpenAPI paths %v, want %s among them", keys(doc.Paths), path)
 			continue
 		}
 		ops := map[string]*framework.OASOperation{"get": item.Get, "post": item.Post, "delete": item.Delete}
 		for _, m := range methods {
 			if ops[m] == nil || len(ops[m].Responses) == 0 {
-				t.Errorf("OpenAPI %s %s: missing or without responses", m, path)
+				t.Errorf("OpenAPI %s %s: missing or without responses, want it with its responses", m, path)
 			}
 		}
 	}

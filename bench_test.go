@@ -56,8 +56,8 @@ func newBenchEnv(b *testing.B, secrets int) *benchEnv {
 	}
 	env := &benchEnv{backend: backend, storage: conf.StorageView}
 	for i := 0; i < secrets; i++ {
-		env.do(b, logical.CreateOperation, fmt.Sprintf("secrets/folder/s%06d", i), map[string]interface{}{
-			"data": map[string]interface{}{"password": benchValue("small")},
+		env.do(b, logical.CreateOperation, fmt.Sprintf("secrets/folder/s%06d", i), map[string]any{
+			"data": map[string]any{"password": benchValue("small")},
 		})
 	}
 	benchBackends[secrets] = env
@@ -65,7 +65,7 @@ func newBenchEnv(b *testing.B, secrets int) *benchEnv {
 }
 
 // do handles one request the way Vault does: the existence check first for writes.
-func (env *benchEnv) do(b *testing.B, op logical.Operation, path string, data map[string]interface{}) *logical.Response {
+func (env *benchEnv) do(b *testing.B, op logical.Operation, path string, data map[string]any) *logical.Response {
 	ctx := context.Background()
 	req := &logical.Request{Operation: op, Path: path, Data: data, Storage: env.storage}
 	if op == logical.CreateOperation || op == logical.UpdateOperation {
@@ -80,7 +80,7 @@ func (env *benchEnv) do(b *testing.B, op logical.Operation, path string, data ma
 	}
 	resp, err := env.backend.HandleRequest(ctx, req)
 	if err != nil || resp.IsError() {
-		b.Fatalf("%s %s: %v %v", op, path, resp, err)
+		b.Fatalf("%s %s: %v %v, want success", op, path, resp, err)
 	}
 	return resp
 }
@@ -90,7 +90,7 @@ func runBenchShapes(b *testing.B, run func(b *testing.B, env *benchEnv, value st
 		b.Run(fmt.Sprintf("secrets=%d/value=%s", shape.secrets, shape.value), func(b *testing.B) {
 			env := newBenchEnv(b, shape.secrets)
 			value := benchValue(shape.value)
-			env.do(b, logical.UpdateOperation, "secrets/target", map[string]interface{}{"data": map[string]interface{}{"password": value}})
+			env.do(b, logical.UpdateOperation, "secrets/target", map[string]any{"data": map[string]any{"password": value}})
 			b.ReportAllocs()
 			b.ResetTimer()
 			run(b, env, value)
@@ -108,7 +108,7 @@ func BenchmarkRead(b *testing.B) {
 
 func BenchmarkWrite(b *testing.B) {
 	runBenchShapes(b, func(b *testing.B, env *benchEnv, value string) {
-		data := map[string]interface{}{"data": map[string]interface{}{"password": value}}
+		data := map[string]any{"data": map[string]any{"password": value}}
 		for i := 0; i < b.N; i++ {
 			env.do(b, logical.UpdateOperation, "secrets/target", data)
 		}
@@ -119,7 +119,7 @@ func BenchmarkCASWrite(b *testing.B) {
 	runBenchShapes(b, func(b *testing.B, env *benchEnv, value string) {
 		version := env.do(b, logical.ReadOperation, "secrets/target", nil).Data["version"].(int64)
 		for i := 0; i < b.N; i++ {
-			data := map[string]interface{}{"data": map[string]interface{}{"password": value}, "cas": version}
+			data := map[string]any{"data": map[string]any{"password": value}, "cas": version}
 			version = env.do(b, logical.UpdateOperation, "secrets/target", data).Data["version"].(int64)
 		}
 	})

@@ -9,7 +9,7 @@ import (
 func TestRun_VersionFlagPrintsVersion(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"-version"}, &stdout, &stderr); code != 0 {
-		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+		t.Fatalf("exit %d, stderr %q; want exit 0", code, stderr.String())
 	}
 	if got := strings.TrimSpace(stdout.String()); got != version {
 		t.Fatalf("printed %q, want %q", got, version)
@@ -19,9 +19,9 @@ func TestRun_VersionFlagPrintsVersion(t *testing.T) {
 func TestRun_BadFlagExitsNonZeroWithMessage(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"-no-such-flag"}, &stdout, &stderr); code == 0 {
-		t.Fatal("exit 0 for an unknown flag")
+		t.Fatal("exit 0 for an unknown flag, want non-zero")
 	}
 	if !strings.Contains(stderr.String(), "no-such-flag") {
-		t.Fatalf("stderr %q does not name the flag", stderr.String())
+		t.Fatalf("stderr %q, want it to name no-such-flag", stderr.String())
 	}
 }

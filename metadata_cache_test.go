@@ -54,7 +54,7 @@ func TestMetadataCache_InvalidateReadsStorageAgain(t *testing.T) {
 	e.backend.InvalidateKey(context.Background(), "secrets/app")
 	e.mustWriteVersion("app", "c", 1)
 	if got := e.storedSecret("app").CreatedTime; got == "2020-01-01T00:00:00Z" {
-		t.Fatal("the re-created secret kept the deleted one's created_time")
+		t.Fatalf("the re-created secret has the deleted one's created_time %s, want a new one", got)
 	}
 }
 
@@ -112,10 +112,10 @@ func TestMetadataCache_EvictedNamesAreReadFromStorage(t *testing.T) {
 	e.mustWriteVersion("b", "v1", 1)
 	e.mustWriteVersion("c", "v1", 1) // evicts a
 	if n := e.backend.metadata.Len(); n != 2 {
-		t.Fatalf("cache holds %d names, bound is 2", n)
+		t.Fatalf("cache holds %d names, want 2, its bound", n)
 	}
 	if e.backend.metadata.Contains("a") {
-		t.Fatal("the least recently used name was not evicted")
+		t.Fatal("the cache still holds name a, want it evicted as the least recently used")
 	}
 	// Storage is the truth for an evicted name, even if it changed meanwhile.
 	e.putBehindTheBackend("a", 7)
@@ -127,7 +127,7 @@ func TestMetadataCache_EvictedNamesAreReadFromStorage(t *testing.T) {
 	e.storage.resetCounts()
 	e.mustWriteVersion("a", "v9", 9)
 	if gets := e.storage.count("get"); gets != 0 {
-		t.Fatalf("a cached name cost %d storage reads", gets)
+		t.Fatalf("a cached name cost %d storage reads, want 0", gets)
 	}
 }
 
@@ -169,14 +169,14 @@ func TestMetadataCache_StaysCoherentUnderConcurrency(t *testing.T) {
 			select {
 			case <-landed:
 			case r := <-firstResult:
-				t.Fatalf("the first request changed nothing: status %d %s", r.status, r.errorText())
+				t.Fatalf("the first request answered status %d %s before its change landed, want it held once the change landed", r.status, r.errorText())
 			}
 			second := tt.second(e)
 			close(secondDone)
 			for _, r := range []result{<-firstResult, second} {
 				// A write may lose a race with a delete (400); nothing may fail.
 				if r.status >= 500 {
-					t.Fatalf("status %d %s", r.status, r.errorText())
+					t.Fatalf("status %d %s, want below 500", r.status, r.errorText())
 				}
 			}
 
@@ -184,9 +184,9 @@ func TestMetadataCache_StaysCoherentUnderConcurrency(t *testing.T) {
 			if cached, ok := e.backend.metadata.Peek("app"); ok {
 				switch {
 				case stored == nil && cached != nil:
-					t.Errorf("cached as version %d, but storage has none", cached.Version)
+					t.Errorf("cached as version %d, want absent: storage has none", cached.Version)
 				case stored != nil && (cached == nil || *cached != stored.secretMetadata):
-					t.Errorf("cached %+v, stored %+v", cached, stored.secretMetadata)
+					t.Errorf("cached %+v, want what storage holds: %+v", cached, stored.secretMetadata)
 				}
 			}
 			want := int64(1)
@@ -208,7 +208,7 @@ func TestStorageCalls_PerOperation(t *testing.T) {
 	existenceCheck := func() result {
 		req := &logical.Request{Operation: logical.UpdateOperation, Path: "secrets/app", Data: data, Storage: e.storage}
 		if _, exists, err := e.backend.HandleExistenceCheck(context.Background(), req); err != nil || !exists {
-			t.Fatalf("existence check: exists=%v err=%v", exists, err)
+			t.Fatalf("existence check: exists=%v err=%v, want true, nil", exists, err)
 		}
 		return result{status: http.StatusOK}
 	}
@@ -247,7 +247,7 @@ func TestStorageCalls_PerOperation(t *testing.T) {
 	for _, tt := range tests {
 		e.storage.resetCounts()
 		if r := tt.do(); r.status >= 300 {
-			t.Fatalf("%s: status %d", tt.name, r.status)
+			t.Fatalf("%s: status %d, want 2xx", tt.name, r.status)
 		}
 		got := [4]int64{e.storage.count("get"), e.storage.count("put"), e.storage.count("list"), e.storage.count("delete")}
 		want := [4]int64{tt.get, tt.put, tt.list, tt.deletes}

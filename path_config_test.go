@@ -55,7 +55,7 @@ func TestConfigStorage_HoldsOnlyWhatWasWritten(t *testing.T) {
 // Put would undo the first's change.
 func TestConfigWrite_ConcurrentPartialUpdatesBothApply(t *testing.T) {
 	e := newTestEnv(t)
-	updates := []map[string]interface{}{{"max_secret_bytes": 77}, {"cas_required": true}}
+	updates := []map[string]any{{"max_secret_bytes": 77}, {"cas_required": true}}
 	e.holdPuts(len(updates))
 	var wg sync.WaitGroup
 	for _, data := range updates {
@@ -64,12 +64,12 @@ func TestConfigWrite_ConcurrentPartialUpdatesBothApply(t *testing.T) {
 			defer wg.Done()
 			req := &logical.Request{Operation: logical.UpdateOperation, Path: "config", Data: data, Storage: e.storage}
 			if resp, err := e.backend.HandleRequest(context.Background(), req); err != nil || resp.IsError() {
-				t.Errorf("write %v: %v %v", data, resp, err)
+				t.Errorf("write %v: %v %v, want success", data, resp, err)
 			}
 		}()
 	}
 	wg.Wait()
 	if got := e.storedConfig(); *got != (configEntry{MaxSecretBytes: 77, CASRequired: true}) {
-		t.Fatalf("stored %+v, an update was lost", got)
+		t.Fatalf("stored %+v, want max_secret_bytes 77 and cas_required true: an update was lost", got)
 	}
 }

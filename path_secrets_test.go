@@ -72,13 +72,13 @@ func TestSecretWrite_ConcurrentWritersLoseNoUpdate(t *testing.T) {
 			if r := e.write("secrets/shared", kv("writer", fmt.Sprint(i))); r.status == http.StatusOK {
 				succeeded.Add(1)
 			} else {
-				t.Errorf("writer %d: status %d %s", i, r.status, r.errorText())
+				t.Errorf("writer %d: status %d %s, want 200", i, r.status, r.errorText())
 			}
 		}()
 	}
 	wg.Wait()
 	if got := e.storedSecret("shared").Version; got != 1+succeeded.Load() || got != 1+writers {
-		t.Fatalf("final version %d after 1+%d successful writes", got, succeeded.Load())
+		t.Fatalf("final version %d after 1+%d successful writes, want %d: every write succeeded, none lost", got, succeeded.Load(), 1+writers)
 	}
 }
 
@@ -104,18 +104,18 @@ func TestSecretWrite_RacingCreatesHaveOneWinner(t *testing.T) {
 				winner.Store(fmt.Sprint(i))
 			case http.StatusBadRequest:
 				if !strings.Contains(r.errorText(), "created by another request") {
-					t.Errorf("creator %d: %s", i, r.errorText())
+					t.Errorf("creator %d: error %q, want one saying created by another request", i, r.errorText())
 				}
 				losers.Add(1)
 			default:
-				t.Errorf("creator %d: status %d %s", i, r.status, r.errorText())
+				t.Errorf("creator %d: status %d %s, want 200 or 400", i, r.status, r.errorText())
 			}
 		}()
 	}
 	wg.Wait()
 	stored := e.storedSecret("new")
 	if losers.Load() != creators-1 || stored.Version != 1 || stored.Data["creator"] != winner.Load() {
-		t.Fatalf("%d losers; stored %+v; winner %v", losers.Load(), stored, winner.Load())
+		t.Fatalf("%d losers, stored %+v, winner %v; want %d losers and version 1 holding the winner's data", losers.Load(), stored, winner.Load(), creators-1)
 	}
 }
 
@@ -125,7 +125,7 @@ func TestSecretWrite_UpdateOfADeletedSecretIsRefused(t *testing.T) {
 	req := &logical.Request{Operation: logical.UpdateOperation, Path: "secrets/gone", Storage: e.storage, Data: kv("k", "v")}
 	e.mustStatus(e.handle(req), http.StatusBadRequest, "deleted by another request")
 	if e.storedSecret("gone") != nil {
-		t.Fatal("an update created the secret")
+		t.Fatal("an update created the secret, want nothing stored")
 	}
 }
 
@@ -150,16 +150,16 @@ func TestSecretWrite_RacingCASWritersHaveOneWinner(t *testing.T) {
 				case http.StatusBadRequest:
 					losers.Add(1)
 				default:
-					t.Errorf("status %d %s", r.status, r.errorText())
+					t.Errorf("status %d %s, want 200 or 400", r.status, r.errorText())
 				}
 			}()
 		}
 		wg.Wait()
 		if winners.Load() != 1 || losers.Load() != writers-1 {
-			t.Fatalf("cas=%d: %d winners, %d losers", cas, winners.Load(), losers.Load())
+			t.Fatalf("cas=%d: %d winners, %d losers; want 1 winner, %d losers", cas, winners.Load(), losers.Load(), writers-1)
 		}
 		if got := e.storedSecret("shared").Version; got != int64(cas+1) {
-			t.Fatalf("cas=%d: version %d", cas, got)
+			t.Fatalf("cas=%d: stored version %d, want %d", cas, got, cas+1)
 		}
 	}
 }
@@ -194,7 +194,7 @@ func TestSecrets_MixedConcurrentOperationsStayConsistent(t *testing.T) {
 						written := fmt.Sprint(name, " created ", r.resp.Data["created_time"], " version ", r.resp.Data["version"])
 						mu.Lock()
 						if reported[written] {
-							t.Errorf("two writes both stored %s: one update was lost", written)
+							t.Errorf("two writes both stored %s, want each version stored once: one update was lost", written)
 						}
 						reported[written] = true
 						mu.Unlock()
@@ -202,7 +202,7 @@ func TestSecrets_MixedConcurrentOperationsStayConsistent(t *testing.T) {
 				case 2:
 					r = e.read(name)
 					if r.status == http.StatusOK && r.resp.Data["data"].(map[string]any)["k"] != name {
-						t.Errorf("%s holds another secret's data: %v", name, r.resp.Data)
+						t.Errorf("read %s answered %v, want its own data k=%s", name, r.resp.Data, name)
 					}
 				case 3:
 					if w%2 == 0 {
@@ -214,7 +214,7 @@ func TestSecrets_MixedConcurrentOperationsStayConsistent(t *testing.T) {
 				// A write may lose a race with a delete or create (400);
 				// nothing may fail.
 				if r.status >= 500 {
-					t.Errorf("%s: status %d %s", name, r.status, r.errorText())
+					t.Errorf("%s: status %d %s, want below 500", name, r.status, r.errorText())
 				}
 			}
 		}()
@@ -225,11 +225,11 @@ func TestSecrets_MixedConcurrentOperationsStayConsistent(t *testing.T) {
 	for _, k := range keys {
 		entry := e.storedSecret("dir/" + k)
 		if entry.Version < 1 || entry.Data["k"] != "secrets/dir/"+k {
-			t.Fatalf("dir/%s stored as %+v", k, entry)
+			t.Fatalf("dir/%s stored as %+v, want version 1 or more with k=secrets/dir/%s", k, entry, k)
 		}
 	}
 	if r := e.list("secrets/dir/"); len(keys) > 0 && !reflect.DeepEqual(listedKeys(t, r), keys) {
-		t.Fatalf("list %v, storage %v", r.resp.Data["keys"], keys)
+		t.Fatalf("list %v, want the keys in storage %v", r.resp.Data["keys"], keys)
 	}
 }
 
@@ -257,14 +257,14 @@ func FuzzSecretWrite(f *testing.F) {
 		for _, body := range bodies {
 			r := e.write("secrets/"+name, body)
 			if r.status >= 500 {
-				t.Fatalf("write %q %v: status %d %s", name, body, r.status, r.errorText())
+				t.Fatalf("write %q %v: status %d %s, want below 500", name, body, r.status, r.errorText())
 			}
 			if r := e.read("secrets/" + name); r.status >= 500 {
-				t.Fatalf("read %q: status %d %s", name, r.status, r.errorText())
+				t.Fatalf("read %q: status %d %s, want below 500", name, r.status, r.errorText())
 			}
 		}
 		if r := e.list("secrets/" + name + "/"); r.status >= 500 {
-			t.Fatalf("list %q: status %d %s", name, r.status, r.errorText())
+			t.Fatalf("list %q: status %d %s, want below 500", name, r.status, r.errorText())
 		}
 	})
 }
@@ -275,7 +275,7 @@ func TestSecretWrite_TooLargeForStorageIs400(t *testing.T) {
 	e.mustStatus(e.write("config", map[string]any{"max_secret_bytes": 1048576}), http.StatusNoContent)
 	e.mustStatus(e.write("secrets/big", kv("k", strings.Repeat("v", 990))), http.StatusBadRequest, "too large for this Vault's storage")
 	if e.storedSecret("big") != nil {
-		t.Fatal("an entry storage refused is stored")
+		t.Fatal("an entry storage refused is stored, want nothing stored")
 	}
 	e.mustStatus(e.write("secrets/big", kv("k", strings.Repeat("v", 800))), http.StatusOK)
 }

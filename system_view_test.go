@@ -45,7 +45,7 @@ func TestSystemView_AskedOfVaultOnce(t *testing.T) {
 			Data: map[string]any{"data": map[string]any{"k": "v"}},
 		})
 		if err != nil || resp.IsError() {
-			t.Fatal(resp, err)
+			t.Fatalf("write: %v %v, want success", resp, err)
 		}
 		op = logical.UpdateOperation
 	}

@@ -96,7 +96,7 @@ func TestURLPath_HandsThePluginThePathItself(t *testing.T) {
 func TestAll_EveryCaseIsRunnable(t *testing.T) {
 	all := All()
 	if err := validate(all); err != nil {
-		t.Fatal(err)
+		t.Fatalf("validate(All()): %v, want no error", err)
 	}
 	for _, bad := range [][]Case{
 		nil,
@@ -115,6 +115,6 @@ func TestAll_EveryCaseIsRunnable(t *testing.T) {
 	a, b := All(), All()
 	a[0].Steps[0].Body["data"] = "changed"
 	if b[0].Steps[0].Body["data"] == "changed" {
-		t.Fatal("All returns cases that share their bodies")
+		t.Fatal("All returns cases that share their bodies, want fresh ones on each call")
 	}
 }

@@ -111,7 +111,7 @@ func resolve(root string, l link) string {
 			return fmt.Sprintf("%s does not exist and the Makefile's %s target no longer writes it, want a file that exists or that a target writes", file, target)
 		}
 		if fragment != "" {
-			return fmt.Sprintf("%s is written by make %s and is absent here, so its anchor #%s cannot be checked: link the file alone", file, target, fragment)
+			return fmt.Sprintf("%s is written by make %s and is absent here, so its anchor #%s cannot be checked; want a link to the file alone", file, target, fragment)
 		}
 		return ""
 	case err != nil:
