@@ -59,8 +59,8 @@ func run(m *testing.M) (int, error) {
 	if err := cluster.ChooseServer(); err != nil {
 		return 1, err
 	}
-	// Building Vault takes up to about 20 minutes, once; installing
-	// OpenBao's wheel a few seconds.
+	// Vault is built from source once, which is slow on a small machine;
+	// later runs find it in the cache.
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, cluster.Tested.Find).Output()

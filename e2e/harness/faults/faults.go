@@ -29,7 +29,7 @@ type Injector interface {
 var Kinds = []Injector{KillActive, Pause, StepDown, KillPlugin, Reload, KillStandby}
 
 // changeOfActive bounds an outage where the active node changes: an
-// election (2 to 5 s here), after which the new active node serves once the
+// election (heartbeat and election timeouts are 1 s), after which the new active node serves once the
 // requests forwarded to the old one have ended, which may take a client's
 // deadline (4 s) twice.
 const changeOfActive = 13 * time.Second
