@@ -29,9 +29,9 @@ type Injector interface {
 var Kinds = []Injector{KillActive, Pause, StepDown, KillPlugin, Reload, KillStandby}
 
 // changeOfActive bounds an outage where the active node changes: an
-// election (heartbeat and election timeouts are 1 s), after which the new active node serves once the
-// requests forwarded to the old one have ended, which may take a client's
-// deadline (4 s) twice.
+// election (heartbeat and election timeouts are 1 s), after which the new
+// active node serves once the requests forwarded to the old one have ended,
+// which may take a client's deadline (4 s) twice.
 const changeOfActive = 13 * time.Second
 
 // sameActive bounds an outage where the active node stays.
