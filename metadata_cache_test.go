@@ -8,16 +8,17 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/vault-reference/vault-plugin-secrets-reference/apicases"
 )
 
 // The metadata cache must never let a write reuse, skip or invent a version:
 // each test here breaks one way it could go stale, then checks the next write.
 
-// mustWriteVersion writes kv("k", value) to secrets/name and fails the test
+// mustWriteVersion writes apicases.KV("k", value) to secrets/name and fails the test
 // unless the write was stored as the wanted version.
 func (e *testEnv) mustWriteVersion(name, value string, want int64) {
 	e.t.Helper()
-	r := e.write("secrets/"+name, kv("k", value))
+	r := e.write("secrets/"+name, apicases.KV("k", value))
 	e.mustStatus(r, http.StatusOK)
 	if got := r.resp.Data["version"]; got != float64(want) {
 		e.t.Fatalf("write to %s stored version %v, want %d", name, got, want)
@@ -67,11 +68,11 @@ func TestMetadataCache_StorageFaultsNeverReuseOrSkipAVersion(t *testing.T) {
 		// next is the version the following write must store.
 		next int64
 	}{
-		{"put fails", "put", func(e *testEnv) result { return e.write("secrets/app", kv("k", "lost")) }, 3},
-		{"put lands, then fails", "put-landed", func(e *testEnv) result { return e.write("secrets/app", kv("k", "landed")) }, 4},
+		{"put fails", "put", func(e *testEnv) result { return e.write("secrets/app", apicases.KV("k", "lost")) }, 3},
+		{"put lands, then fails", "put-landed", func(e *testEnv) result { return e.write("secrets/app", apicases.KV("k", "landed")) }, 4},
 		{"get fails", "get", func(e *testEnv) result {
 			e.backend.metadata.Purge()
-			return e.write("secrets/app", kv("k", "lost"))
+			return e.write("secrets/app", apicases.KV("k", "lost"))
 		}, 3},
 		{"delete fails", "delete", func(e *testEnv) result { return e.delete("secrets/app") }, 3},
 		{"delete lands, then fails", "delete-landed", func(e *testEnv) result { return e.delete("secrets/app") }, 1},
@@ -96,7 +97,7 @@ func TestMetadataCache_DeleteIsCachedAsAbsent(t *testing.T) {
 	e.mustWriteVersion("gone", "v1", 1)
 	e.mustStatus(e.delete("secrets/gone"), http.StatusNoContent)
 	e.storage.resetCounts()
-	req := &logical.Request{Operation: logical.UpdateOperation, Path: "secrets/gone", Data: kv("k", "v"), Storage: e.storage}
+	req := &logical.Request{Operation: logical.UpdateOperation, Path: "secrets/gone", Data: apicases.KV("k", "v"), Storage: e.storage}
 	if _, exists, err := e.backend.HandleExistenceCheck(context.Background(), req); err != nil || exists {
 		t.Fatalf("existence check after delete: exists=%v err=%v, want false, nil", exists, err)
 	}
@@ -138,7 +139,7 @@ func TestMetadataCache_EvictedNamesAreReadFromStorage(t *testing.T) {
 // then caches what storage no longer holds. With it, the second waits for the
 // first, and the cache says what storage holds.
 func TestMetadataCache_StaysCoherentUnderConcurrency(t *testing.T) {
-	write := func(e *testEnv) result { return e.write("secrets/app", kv("k", "racing")) }
+	write := func(e *testEnv) result { return e.write("secrets/app", apicases.KV("k", "racing")) }
 	remove := func(e *testEnv) result { return e.delete("secrets/app") }
 	tests := []struct {
 		name          string

@@ -11,27 +11,15 @@ import (
 	"testing"
 
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/vault-reference/vault-plugin-secrets-reference/apicases"
 )
-
-func kv(pairs ...string) map[string]any {
-	data := map[string]any{}
-	for i := 0; i < len(pairs); i += 2 {
-		data[pairs[i]] = pairs[i+1]
-	}
-	return map[string]any{"data": data}
-}
-
-func withCAS(body map[string]any, cas any) map[string]any {
-	body["cas"] = cas
-	return body
-}
 
 // What only the in-process suite sees of a write and a read: storage holds
 // the data written, and neither answer carries a Secret, for which Vault would
 // create a lease. The API's answers are the table's (TestAPICases_InProcess).
 func TestSecretWrite_StoredAsWrittenAndAnsweredWithoutALease(t *testing.T) {
 	e := newTestEnv(t)
-	w := e.write("secrets/team/app/db", kv("username", "app", "password", "s3cr3t"))
+	w := e.write("secrets/team/app/db", apicases.KV("username", "app", "password", "s3cr3t"))
 	e.mustStatus(w, http.StatusOK)
 	r := e.read("secrets/team/app/db")
 	e.mustStatus(r, http.StatusOK)
@@ -60,7 +48,7 @@ func listedKeys(t *testing.T, r result) []string {
 // would store version 2.
 func TestSecretWrite_ConcurrentWritersLoseNoUpdate(t *testing.T) {
 	e := newTestEnv(t)
-	e.mustStatus(e.write("secrets/shared", kv("writer", "first")), http.StatusOK)
+	e.mustStatus(e.write("secrets/shared", apicases.KV("writer", "first")), http.StatusOK)
 	const writers = 8
 	e.holdPuts(writers)
 	var wg sync.WaitGroup
@@ -69,7 +57,7 @@ func TestSecretWrite_ConcurrentWritersLoseNoUpdate(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if r := e.write("secrets/shared", kv("writer", fmt.Sprint(i))); r.status == http.StatusOK {
+			if r := e.write("secrets/shared", apicases.KV("writer", fmt.Sprint(i))); r.status == http.StatusOK {
 				succeeded.Add(1)
 			} else {
 				t.Errorf("writer %d: status %d %s, want 200", i, r.status, r.errorText())
@@ -98,7 +86,7 @@ func TestSecretWrite_RacingCreatesHaveOneWinner(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			req := &logical.Request{Operation: logical.CreateOperation, Path: "secrets/new", Storage: e.storage,
-				Data: kv("creator", fmt.Sprint(i))}
+				Data: apicases.KV("creator", fmt.Sprint(i))}
 			switch r := e.handle(req); r.status {
 			case http.StatusOK:
 				winner.Store(fmt.Sprint(i))
@@ -122,7 +110,7 @@ func TestSecretWrite_RacingCreatesHaveOneWinner(t *testing.T) {
 func TestSecretWrite_UpdateOfADeletedSecretIsRefused(t *testing.T) {
 	e := newTestEnv(t)
 	// Vault classed this write as an update, then a delete landed first.
-	req := &logical.Request{Operation: logical.UpdateOperation, Path: "secrets/gone", Storage: e.storage, Data: kv("k", "v")}
+	req := &logical.Request{Operation: logical.UpdateOperation, Path: "secrets/gone", Storage: e.storage, Data: apicases.KV("k", "v")}
 	e.mustStatus(e.handle(req), http.StatusBadRequest, "deleted by another request")
 	if e.storedSecret("gone") != nil {
 		t.Fatal("an update created the secret, want nothing stored")
@@ -134,7 +122,7 @@ func TestSecretWrite_UpdateOfADeletedSecretIsRefused(t *testing.T) {
 // lock, all would win.
 func TestSecretWrite_RacingCASWritersHaveOneWinner(t *testing.T) {
 	e := newTestEnv(t)
-	e.mustStatus(e.write("secrets/shared", kv("k", "v")), http.StatusOK)
+	e.mustStatus(e.write("secrets/shared", apicases.KV("k", "v")), http.StatusOK)
 	const writers = 8
 	for _, cas := range []int{1, 2} {
 		e.holdPuts(writers)
@@ -144,7 +132,7 @@ func TestSecretWrite_RacingCASWritersHaveOneWinner(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				switch r := e.write("secrets/shared", withCAS(kv("winner", fmt.Sprint(i)), cas)); r.status {
+				switch r := e.write("secrets/shared", apicases.WithCAS(apicases.KV("winner", fmt.Sprint(i)), cas)); r.status {
 				case http.StatusOK:
 					winners.Add(1)
 				case http.StatusBadRequest:
@@ -174,7 +162,7 @@ func TestSecrets_MixedConcurrentOperationsStayConsistent(t *testing.T) {
 	const workers, rounds, names = 8, 60, 4
 	for n := 0; n < names; n++ {
 		name := fmt.Sprintf("secrets/dir/n%d", n)
-		e.mustStatus(e.write(name, kv("k", name)), http.StatusOK)
+		e.mustStatus(e.write(name, apicases.KV("k", name)), http.StatusOK)
 	}
 	e.holdPuts(workers)
 	var mu sync.Mutex
@@ -189,7 +177,7 @@ func TestSecrets_MixedConcurrentOperationsStayConsistent(t *testing.T) {
 				var r result
 				switch i % 4 {
 				case 0, 1:
-					r = e.write(name, kv("k", name))
+					r = e.write(name, apicases.KV("k", name))
 					if r.status == http.StatusOK {
 						written := fmt.Sprint(name, " created ", r.resp.Data["created_time"], " version ", r.resp.Data["version"])
 						mu.Lock()
@@ -273,9 +261,9 @@ func TestSecretWrite_TooLargeForStorageIs400(t *testing.T) {
 	e := newTestEnv(t)
 	e.storage.maxEntryBytes = 1000
 	e.mustStatus(e.write("config", map[string]any{"max_secret_bytes": 1048576}), http.StatusNoContent)
-	e.mustStatus(e.write("secrets/big", kv("k", strings.Repeat("v", 990))), http.StatusBadRequest, "too large for this Vault's storage")
+	e.mustStatus(e.write("secrets/big", apicases.KV("k", strings.Repeat("v", 990))), http.StatusBadRequest, "too large for this Vault's storage")
 	if e.storedSecret("big") != nil {
 		t.Fatal("an entry storage refused is stored, want nothing stored")
 	}
-	e.mustStatus(e.write("secrets/big", kv("k", strings.Repeat("v", 800))), http.StatusOK)
+	e.mustStatus(e.write("secrets/big", apicases.KV("k", strings.Repeat("v", 800))), http.StatusOK)
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/vault-reference/vault-plugin-secrets-reference/apicases"
 )
 
 // goldenEntry is one storage entry as v0.1.0 wrote it, with v0.1.0's answer
@@ -94,9 +95,9 @@ func TestStoredByV010_ReadAndWrittenOnTop(t *testing.T) {
 	}
 
 	// The golden config sets cas_required, so this write also proves it is read.
-	e.mustStatus(e.write(secretPath, kv("password", "next")), http.StatusBadRequest, "cas: required")
+	e.mustStatus(e.write(secretPath, apicases.KV("password", "next")), http.StatusBadRequest, "cas: required")
 	version := secret.Read["version"].(float64)
-	w := e.write(secretPath, withCAS(kv("password", "next"), version))
+	w := e.write(secretPath, apicases.WithCAS(apicases.KV("password", "next"), version))
 	e.mustStatus(w, http.StatusOK)
 	got := asClientSees(t, w.resp.Data)
 	if got["version"] != version+1 || got["created_time"] != secret.Read["created_time"] {
@@ -122,7 +123,7 @@ func TestNewWrites_UseV010StorageKeys(t *testing.T) {
 	if err != nil || stored == nil || string(stored.Value) != config.Value {
 		t.Fatalf("config stored under %q as %+v (%v), want v0.1.0's bytes %q", config.Key, stored, err, config.Value)
 	}
-	e.mustStatus(e.write(secretsRoute+"team/app", withCAS(kv("password", "s3cr3t"), 0)), http.StatusOK)
+	e.mustStatus(e.write(secretsRoute+"team/app", apicases.WithCAS(apicases.KV("password", "s3cr3t"), 0)), http.StatusOK)
 	if keys, want := e.storedKeys(), []string{config.Key, secret.Key}; !slices.Equal(keys, want) {
 		t.Fatalf("storage holds keys %q, want v0.1.0's %q", keys, want)
 	}
@@ -192,8 +193,8 @@ func TestSecretWrite_MarksItsStorageFormat(t *testing.T) {
 	secret := loadGolden(t, "secret.json")
 	e := newTestEnv(t)
 	e.putGolden(secret)
-	e.mustStatus(e.write(secretsRoute+"team/app", kv("k", "on top")), http.StatusOK)
-	e.mustStatus(e.write(secretsRoute+"app", kv("k", "new")), http.StatusOK)
+	e.mustStatus(e.write(secretsRoute+"team/app", apicases.KV("k", "on top")), http.StatusOK)
+	e.mustStatus(e.write(secretsRoute+"app", apicases.KV("k", "new")), http.StatusOK)
 	for _, key := range []string{secret.Key, secretStorageKey("app")} {
 		stored, err := e.storage.InmemStorage.Get(context.Background(), key)
 		if err != nil || stored == nil {
@@ -224,7 +225,7 @@ func TestSecretFormat_NewerEntryIsRefusedNeverMisread(t *testing.T) {
 			}
 			for op, r := range map[string]func() result{
 				"read":   func() result { return e.read(secretsRoute + "app") },
-				"write":  func() result { return e.write(secretsRoute+"app", kv("k", "overwritten")) },
+				"write":  func() result { return e.write(secretsRoute+"app", apicases.KV("k", "overwritten")) },
 				"delete": func() result { return e.delete(secretsRoute + "app") },
 			} {
 				got := r()

@@ -28,7 +28,7 @@ func All() []Case {
 func secretCases() []Case {
 	return []Case{
 		{Name: "write-reads-back-every-key", Steps: []Step{
-			post("secrets/team/app/db", kv("username", "app", "password", "s3cr3t"), Want{Status: http.StatusOK, OnlyData: true,
+			post("secrets/team/app/db", KV("username", "app", "password", "s3cr3t"), Want{Status: http.StatusOK, OnlyData: true,
 				Data: map[string]any{"version": 1, "created_time": NowUTC, "updated_time": SameAs(1, "created_time")}}),
 			get("secrets/team/app/db", Want{Status: http.StatusOK, OnlyData: true, Data: map[string]any{
 				"data":    map[string]any{"username": "app", "password": "s3cr3t"},
@@ -36,8 +36,8 @@ func secretCases() []Case {
 			}}),
 		}},
 		{Name: "update-keeps-created-time-and-moves-updated-time", Steps: []Step{
-			post("secrets/app", kv("k", "1"), ok()),
-			post("secrets/app", kv("k", "2"), Want{Status: http.StatusOK, Data: map[string]any{
+			post("secrets/app", KV("k", "1"), ok()),
+			post("secrets/app", KV("k", "2"), Want{Status: http.StatusOK, Data: map[string]any{
 				"version": Plus(1, "version", 1), "created_time": SameAs(1, "created_time"), "updated_time": Later(1, "updated_time"),
 			}}),
 			get("secrets/app", Want{Status: http.StatusOK, Data: map[string]any{
@@ -46,8 +46,8 @@ func secretCases() []Case {
 			}}),
 		}},
 		{Name: "update-replaces-every-key", Steps: []Step{
-			post("secrets/app", kv("a", "1", "b", "2", "c", "3"), ok()),
-			post("secrets/app", kv("a", "one", "d", "4"), ok()),
+			post("secrets/app", KV("a", "1", "b", "2", "c", "3"), ok()),
+			post("secrets/app", KV("a", "one", "d", "4"), ok()),
 			get("secrets/app", Want{Status: http.StatusOK, Data: map[string]any{"data": map[string]any{"a": "one", "d": "4"}, "version": 2}}),
 		}},
 		// The CLI sends one data=KEY=VALUE argument as a string, several as a
@@ -73,9 +73,9 @@ func secretCases() []Case {
 			get("secrets/nothing", status(http.StatusNotFound)),
 		}},
 		{Name: "folder-answers-only-list", Steps: []Step{
-			post("secrets/team/app", kv("k", "v"), ok()),
+			post("secrets/team/app", KV("k", "v"), ok()),
 			get("secrets/team/", status(http.StatusMethodNotAllowed)),
-			withServers(post("secrets/team/", kv("k", "v"), status(http.StatusMethodNotAllowed)), serversRefuseFolderWrites),
+			withServers(post("secrets/team/", KV("k", "v"), status(http.StatusMethodNotAllowed)), serversRefuseFolderWrites),
 			del("secrets/team/", status(http.StatusMethodNotAllowed)),
 			list("secrets/team/", Want{Status: http.StatusOK, Keys: []string{"app"}}),
 			get("secrets/team/?list=true", Want{Status: http.StatusOK, Keys: []string{"app"}}),
@@ -99,7 +99,7 @@ func badWriteCases() []Case {
 		{"null-data", "secrets/app", map[string]any{"data": nil}, "data: required", nil},
 		{"empty-object", "secrets/app", map[string]any{"data": map[string]any{}}, "at least one key", nil},
 		{"empty-list", "secrets/app", map[string]any{"data": []any{}}, "at least one key", nil},
-		{"empty-key", "secrets/app", kv("", "v"), "keys must not be empty", nil},
+		{"empty-key", "secrets/app", KV("", "v"), "keys must not be empty", nil},
 		{"empty-key-in-a-pair", "secrets/app", map[string]any{"data": "=v"}, "keys must not be empty", nil},
 		{"number-value", "secrets/app", map[string]any{"data": map[string]any{"port": 5432}}, `"port" must be a string`, nil},
 		{"bool-value", "secrets/app", map[string]any{"data": map[string]any{"on": true}}, `"on" must be a string`, nil},
@@ -109,29 +109,29 @@ func badWriteCases() []Case {
 		{"list-item-not-a-string", "secrets/app", map[string]any{"data": []any{"a=b", 7}}, "data: item 2 must be a KEY=VALUE string", nil},
 		{"nested-value", "secrets/app", map[string]any{"data": map[string]any{"k": []any{"x"}}}, `"k" must be a string, not an array`, nil},
 		{"key-given-twice", "secrets/app", map[string]any{"data": []any{"a=1", "a=2"}}, `key "a" is given more than once`, nil},
-		{"cas-fraction", "secrets/app", withCAS(kv("k", "v"), 1.5), casRule, nil},
-		{"cas-fraction-text", "secrets/app", withCAS(kv("k", "v"), "1.5"), casRule, nil},
-		{"cas-signed-text", "secrets/app", withCAS(kv("k", "v"), "+1"), casRule, nil},
-		{"cas-bool", "secrets/app", withCAS(kv("k", "v"), true), casRule, nil},
-		{"cas-bool-text", "secrets/app", withCAS(kv("k", "v"), "true"), casRule, nil},
-		{"cas-text", "secrets/app", withCAS(kv("k", "v"), "x"), casRule, nil},
-		{"cas-empty-text", "secrets/app", withCAS(kv("k", "v"), ""), casRule, nil},
-		{"cas-negative", "secrets/app", withCAS(kv("k", "v"), -1), casRule, nil},
-		{"cas-negative-text", "secrets/app", withCAS(kv("k", "v"), "-1"), casRule, nil},
-		{"cas-too-large-text", "secrets/app", withCAS(kv("k", "v"), "99999999999999999999"), casRule, nil},
-		{"cas-null", "secrets/app", withCAS(kv("k", "v"), nil), casRule, nil},
-		{"cas-object", "secrets/app", withCAS(kv("k", "v"), map[string]any{}), casRule, nil},
-		{"dot-segment", "secrets/.", kv("k", "v"), dotRule, openBaoRefusesDots},
-		{"dot-segment-first", "secrets/./a", kv("k", "v"), dotRule, openBaoRefusesDots},
-		{"dot-segment-inside", "secrets/a/./b", kv("k", "v"), dotRule, openBaoRefusesDots},
-		{"dot-segment-last", "secrets/a/.", kv("k", "v"), dotRule, openBaoRefusesDots},
-		{"dot-dot-segment", "secrets/a/../b", kv("k", "v"), `name: must not contain ".."`, openBaoRefusesDots},
-		{"dot-dot-inside-a-segment", "secrets/a..b", kv("k", "v"), `name: must not contain ".."`, nil},
-		{"empty-segment", "secrets/a//b", kv("k", "v"), "name: must not have an empty segment", nil},
-		{"leading-slash", "secrets//a", kv("k", "v"), "name: must not have an empty segment", nil},
-		{"control-character", "secrets/a\x01b", kv("k", "v"), "name: must not contain control characters", serversRefuseControlCharacters},
-		{"newline", "secrets/a\nb", kv("k", "v"), "name: must not contain control characters", serversRefuseControlCharacters},
-		{"name-too-long", "secrets/" + long, kv("k", "v"), "name: must be at most 512 bytes", nil},
+		{"cas-fraction", "secrets/app", WithCAS(KV("k", "v"), 1.5), casRule, nil},
+		{"cas-fraction-text", "secrets/app", WithCAS(KV("k", "v"), "1.5"), casRule, nil},
+		{"cas-signed-text", "secrets/app", WithCAS(KV("k", "v"), "+1"), casRule, nil},
+		{"cas-bool", "secrets/app", WithCAS(KV("k", "v"), true), casRule, nil},
+		{"cas-bool-text", "secrets/app", WithCAS(KV("k", "v"), "true"), casRule, nil},
+		{"cas-text", "secrets/app", WithCAS(KV("k", "v"), "x"), casRule, nil},
+		{"cas-empty-text", "secrets/app", WithCAS(KV("k", "v"), ""), casRule, nil},
+		{"cas-negative", "secrets/app", WithCAS(KV("k", "v"), -1), casRule, nil},
+		{"cas-negative-text", "secrets/app", WithCAS(KV("k", "v"), "-1"), casRule, nil},
+		{"cas-too-large-text", "secrets/app", WithCAS(KV("k", "v"), "99999999999999999999"), casRule, nil},
+		{"cas-null", "secrets/app", WithCAS(KV("k", "v"), nil), casRule, nil},
+		{"cas-object", "secrets/app", WithCAS(KV("k", "v"), map[string]any{}), casRule, nil},
+		{"dot-segment", "secrets/.", KV("k", "v"), dotRule, openBaoRefusesDots},
+		{"dot-segment-first", "secrets/./a", KV("k", "v"), dotRule, openBaoRefusesDots},
+		{"dot-segment-inside", "secrets/a/./b", KV("k", "v"), dotRule, openBaoRefusesDots},
+		{"dot-segment-last", "secrets/a/.", KV("k", "v"), dotRule, openBaoRefusesDots},
+		{"dot-dot-segment", "secrets/a/../b", KV("k", "v"), `name: must not contain ".."`, openBaoRefusesDots},
+		{"dot-dot-inside-a-segment", "secrets/a..b", KV("k", "v"), `name: must not contain ".."`, nil},
+		{"empty-segment", "secrets/a//b", KV("k", "v"), "name: must not have an empty segment", nil},
+		{"leading-slash", "secrets//a", KV("k", "v"), "name: must not have an empty segment", nil},
+		{"control-character", "secrets/a\x01b", KV("k", "v"), "name: must not contain control characters", serversRefuseControlCharacters},
+		{"newline", "secrets/a\nb", KV("k", "v"), "name: must not contain control characters", serversRefuseControlCharacters},
+		{"name-too-long", "secrets/" + long, KV("k", "v"), "name: must be at most 512 bytes", nil},
 	}
 	var cases []Case
 	for _, r := range rows {
@@ -172,7 +172,7 @@ func nameCases() []Case {
 	var dotInside []Step
 	for _, name := range []string{".env", "a/.b", "x.", "a.b/c"} {
 		dotInside = append(dotInside,
-			post("secrets/"+name, kv("k", name), ok()),
+			post("secrets/"+name, KV("k", name), ok()),
 			get("secrets/"+name, Want{Status: http.StatusOK, Data: map[string]any{"data": map[string]any{"k": name}}}),
 			del("secrets/"+name, status(http.StatusNoContent)),
 		)
@@ -187,7 +187,7 @@ func nameCases() []Case {
 			withServers(list("secrets/a/../", status(http.StatusBadRequest, `prefix: must not contain ".."`)), openBaoRefusesDots),
 		}},
 		{Name: "longest-name", Steps: []Step{
-			post("secrets/"+longest, kv("k", "v"), ok()),
+			post("secrets/"+longest, KV("k", "v"), ok()),
 			get("secrets/"+longest, Want{Status: http.StatusOK, Data: map[string]any{"data": map[string]any{"k": "v"}}}),
 			list("secrets/", Want{Status: http.StatusOK, Keys: []string{strings.Repeat("a", 255) + "/"}}),
 		}},
@@ -197,21 +197,21 @@ func nameCases() []Case {
 func casCases() []Case {
 	return []Case{
 		{Name: "cas-rules", Steps: []Step{
-			post("secrets/app", withCAS(kv("k", "v"), 1), status(http.StatusBadRequest, "cas: 1 does not match: the secret does not exist")),
-			post("secrets/app", withCAS(kv("k", "v1"), 0), Want{Status: http.StatusOK, Data: map[string]any{"version": 1}}),
-			post("secrets/app", withCAS(kv("k", "x"), 0), status(http.StatusBadRequest, "cas: 0 does not match: current version is 1")),
-			post("secrets/app", withCAS(kv("k", "x"), 2), status(http.StatusBadRequest, "cas: 2 does not match: current version is 1")),
-			post("secrets/app", withCAS(kv("k", "v2"), "1"), Want{Status: http.StatusOK, Data: map[string]any{"version": 2}}), // as the CLI sends it
-			post("secrets/app", withCAS(kv("k", "v3"), 2), Want{Status: http.StatusOK, Data: map[string]any{"version": 3}}),
+			post("secrets/app", WithCAS(KV("k", "v"), 1), status(http.StatusBadRequest, "cas: 1 does not match: the secret does not exist")),
+			post("secrets/app", WithCAS(KV("k", "v1"), 0), Want{Status: http.StatusOK, Data: map[string]any{"version": 1}}),
+			post("secrets/app", WithCAS(KV("k", "x"), 0), status(http.StatusBadRequest, "cas: 0 does not match: current version is 1")),
+			post("secrets/app", WithCAS(KV("k", "x"), 2), status(http.StatusBadRequest, "cas: 2 does not match: current version is 1")),
+			post("secrets/app", WithCAS(KV("k", "v2"), "1"), Want{Status: http.StatusOK, Data: map[string]any{"version": 2}}), // as the CLI sends it
+			post("secrets/app", WithCAS(KV("k", "v3"), 2), Want{Status: http.StatusOK, Data: map[string]any{"version": 3}}),
 			get("secrets/app", Want{Status: http.StatusOK, Data: map[string]any{"data": map[string]any{"k": "v3"}, "version": 3}}),
 		}},
 		{Name: "cas-required-by-config", Steps: []Step{
 			post("config", map[string]any{"cas_required": true}, status(http.StatusNoContent)),
-			post("secrets/app", kv("k", "v"), status(http.StatusBadRequest, "cas: required")),
+			post("secrets/app", KV("k", "v"), status(http.StatusBadRequest, "cas: required")),
 			get("secrets/app", status(http.StatusNotFound)),
-			post("secrets/app", withCAS(kv("k", "v1"), 0), Want{Status: http.StatusOK, Data: map[string]any{"version": 1}}),
-			post("secrets/app", kv("k", "v2"), status(http.StatusBadRequest, "cas: required")),
-			post("secrets/app", withCAS(kv("k", "v2"), 1), Want{Status: http.StatusOK, Data: map[string]any{"version": 2}}),
+			post("secrets/app", WithCAS(KV("k", "v1"), 0), Want{Status: http.StatusOK, Data: map[string]any{"version": 1}}),
+			post("secrets/app", KV("k", "v2"), status(http.StatusBadRequest, "cas: required")),
+			post("secrets/app", WithCAS(KV("k", "v2"), 1), Want{Status: http.StatusOK, Data: map[string]any{"version": 2}}),
 			get("secrets/app", Want{Status: http.StatusOK, Data: map[string]any{"data": map[string]any{"k": "v2"}, "version": 2}}),
 		}},
 	}
@@ -222,21 +222,21 @@ func deleteCases() []Case {
 	var repeated []Step
 	for range 300 {
 		repeated = append(repeated,
-			post("secrets/app", kv("k", "v"), Want{Status: http.StatusOK, Data: map[string]any{"version": 1}}),
+			post("secrets/app", KV("k", "v"), Want{Status: http.StatusOK, Data: map[string]any{"version": 1}}),
 			del("secrets/app", status(http.StatusNoContent)),
 			get("secrets/app", status(http.StatusNotFound)),
 		)
 	}
 	return []Case{
 		{Name: "delete-removes-everything", Steps: []Step{
-			post("secrets/app", kv("k", "v1"), ok()),
-			post("secrets/app", kv("k", "v2"), Want{Status: http.StatusOK, Data: map[string]any{"version": 2}}),
+			post("secrets/app", KV("k", "v1"), ok()),
+			post("secrets/app", KV("k", "v2"), Want{Status: http.StatusOK, Data: map[string]any{"version": 2}}),
 			del("secrets/app", status(http.StatusNoContent)),
 			get("secrets/app", status(http.StatusNotFound)),
 			del("secrets/app", status(http.StatusNoContent)), // absent is no error
 			list("secrets/", status(http.StatusNotFound)),
-			post("secrets/app", withCAS(kv("k", "v"), 1), status(http.StatusBadRequest, "does not exist")),
-			post("secrets/app", withCAS(kv("k", "again"), 0), Want{Status: http.StatusOK, Data: map[string]any{
+			post("secrets/app", WithCAS(KV("k", "v"), 1), status(http.StatusBadRequest, "does not exist")),
+			post("secrets/app", WithCAS(KV("k", "again"), 0), Want{Status: http.StatusOK, Data: map[string]any{
 				"version": 1, "created_time": Later(1, "created_time"),
 			}}),
 			get("secrets/app", Want{Status: http.StatusOK, Data: map[string]any{"data": map[string]any{"k": "again"}, "version": 1}}),
@@ -248,7 +248,7 @@ func deleteCases() []Case {
 func listCases() []Case {
 	var writes []Step
 	for _, name := range []string{"zeta", "alpha", "team/db", "team/app", "team/sub/x", "Beta"} {
-		writes = append(writes, post("secrets/"+name, kv("k", "v"), ok()))
+		writes = append(writes, post("secrets/"+name, KV("k", "v"), ok()))
 	}
 	return []Case{
 		{Name: "list-sorted-with-folders", Steps: append(writes,
@@ -262,13 +262,13 @@ func listCases() []Case {
 			list("secrets/", status(http.StatusNotFound)),
 		}},
 		{Name: "list-follows-each-write-and-delete", Steps: []Step{
-			post("secrets/a", kv("k", "v"), ok()),
+			post("secrets/a", KV("k", "v"), ok()),
 			list("secrets/", Want{Status: http.StatusOK, Keys: []string{"a"}}),
-			post("secrets/b", kv("k", "v"), ok()),
+			post("secrets/b", KV("k", "v"), ok()),
 			list("secrets/", Want{Status: http.StatusOK, Keys: []string{"a", "b"}}),
 			del("secrets/a", status(http.StatusNoContent)),
 			list("secrets/", Want{Status: http.StatusOK, Keys: []string{"b"}}),
-			post("secrets/team/c", kv("k", "v"), ok()),
+			post("secrets/team/c", KV("k", "v"), ok()),
 			list("secrets/", Want{Status: http.StatusOK, Keys: []string{"b", "team/"}}),
 			list("secrets/team/", Want{Status: http.StatusOK, Keys: []string{"c"}}),
 			del("secrets/team/c", status(http.StatusNoContent)),
@@ -301,13 +301,13 @@ func configCases() []Case {
 			del("config", status(http.StatusNoContent)),
 			// The defaults are what the mount enforces: no cas needed, and
 			// more than 10 bytes allowed.
-			post("secrets/app", kv("k", "more than ten bytes"), ok()),
+			post("secrets/app", KV("k", "more than ten bytes"), ok()),
 		}},
 		{Name: "config-max-secret-bytes-limits-encoded-data", Steps: []Step{
 			// {"k":"vvvv"} is 12 bytes encoded.
 			post("config", map[string]any{"max_secret_bytes": 12}, status(http.StatusNoContent)),
-			post("secrets/a", kv("k", "vvvv"), ok()),
-			post("secrets/b", kv("k", "vvvvv"), status(http.StatusBadRequest, "data: encoded size 13 bytes exceeds max_secret_bytes 12")),
+			post("secrets/a", KV("k", "vvvv"), ok()),
+			post("secrets/b", KV("k", "vvvvv"), status(http.StatusBadRequest, "data: encoded size 13 bytes exceeds max_secret_bytes 12")),
 			get("secrets/b", status(http.StatusNotFound)),
 		}},
 	}
@@ -356,7 +356,8 @@ func config(maxSecretBytes int, casRequired bool) Want {
 	return Want{Status: http.StatusOK, OnlyData: true, Data: map[string]any{"max_secret_bytes": maxSecretBytes, "cas_required": casRequired}}
 }
 
-func kv(pairs ...string) map[string]any {
+// KV is a secret write's body: pairs of key and value under data.
+func KV(pairs ...string) map[string]any {
 	data := map[string]any{}
 	for i := 0; i < len(pairs); i += 2 {
 		data[pairs[i]] = pairs[i+1]
@@ -364,7 +365,8 @@ func kv(pairs ...string) map[string]any {
 	return map[string]any{"data": data}
 }
 
-func withCAS(body map[string]any, cas any) map[string]any {
+// WithCAS adds cas to a write's body.
+func WithCAS(body map[string]any, cas any) map[string]any {
 	body["cas"] = cas
 	return body
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vault-reference/vault-plugin-secrets-reference/apicases"
 	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/harness/cluster"
 )
 
@@ -18,13 +19,13 @@ import (
 // that reads a secret of the plugin, re-rendered on a short interval.
 func TestAgent_TemplateRendersAndFollowsWrites(t *testing.T) {
 	enable(t, dev, "agent", oldVersion)
-	cluster.Must(t, dev, http.StatusOK, "POST", "agent/secrets/app", secretBody("username", "app", "password", "first-password"))
+	cluster.Must(t, dev, http.StatusOK, "POST", "agent/secrets/app", apicases.KV("username", "app", "password", "first-password"))
 	const interval = time.Second
 	agent := startAgent(t, agentToken(t), interval)
 	first := agent.waitRendered(t, "first-password", 30*time.Second)
 	t.Logf("agent started and rendered the secret in %s", first.Round(time.Millisecond))
 
-	cluster.Must(t, dev, http.StatusOK, "POST", "agent/secrets/app", secretBody("username", "app", "password", "second-password"))
+	cluster.Must(t, dev, http.StatusOK, "POST", "agent/secrets/app", apicases.KV("username", "app", "password", "second-password"))
 	// A secret without a lease is read again every interval.
 	changed := agent.waitRendered(t, "second-password", 3*interval+2*time.Second)
 	t.Logf("the rendered file followed a new write in %s (static_secret_render_interval %s)", changed.Round(time.Millisecond), interval)

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vault-reference/vault-plugin-secrets-reference/apicases"
 	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/api/model"
 	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/api/traffic"
 	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/harness/checks"
@@ -45,7 +46,7 @@ func TestCluster_RegisteredOnceServesThroughEveryNode(t *testing.T) {
 		redirected.Store(req.URL.Host)
 		return nil
 	}}
-	r, err := cluster.SendWith(client, standbys[0].Addr(), c.Token, "POST", path, secretBody("password", "via-standby"))
+	r, err := cluster.SendWith(client, standbys[0].Addr(), c.Token, "POST", path, apicases.KV("password", "via-standby"))
 	if err != nil || r.Status != http.StatusOK || r.Data()["version"] != float64(1) {
 		t.Fatalf("write via standby %s: %s %v, want 200 and version 1", standbys[0].ID, r, err)
 	}
@@ -166,7 +167,7 @@ func TestCluster_SnapshotRestoreBringsBackTheSnapshotsState(t *testing.T) {
 	expectSnapshotState(t, c, snap)
 	// Versions continue from the snapshot's, not from what came after it:
 	// a write without cas is allowed again, and a cas on 3 is what succeeds.
-	if v := cluster.Must(t, a, http.StatusOK, "POST", snap+"a", secretBody("n", "4")).Data()["version"]; v != float64(4) {
+	if v := cluster.Must(t, a, http.StatusOK, "POST", snap+"a", apicases.KV("n", "4")).Data()["version"]; v != float64(4) {
 		t.Fatalf("the first write after the restore made version %v, want 4", v)
 	}
 	cluster.Must(t, a, http.StatusBadRequest, "POST", snap+"a", map[string]any{"data": map[string]any{"n": "x"}, "cas": 5})
@@ -185,9 +186,9 @@ func writeBeforeSnapshot(t *testing.T, a *cluster.Node, snap string) {
 		cluster.Must(t, a, http.StatusNoContent, "DELETE", snap+name, nil)
 	}
 	for i := 1; i <= 3; i++ {
-		cluster.Must(t, a, http.StatusOK, "POST", snap+"a", secretBody("n", strconv.Itoa(i)))
+		cluster.Must(t, a, http.StatusOK, "POST", snap+"a", apicases.KV("n", strconv.Itoa(i)))
 	}
-	cluster.Must(t, a, http.StatusOK, "POST", snap+"c", secretBody("k", "kept"))
+	cluster.Must(t, a, http.StatusOK, "POST", snap+"c", apicases.KV("k", "kept"))
 	cluster.Must(t, a, http.StatusNoContent, "POST", mount+"/config", map[string]any{"max_secret_bytes": 4096})
 }
 
@@ -196,9 +197,9 @@ func writeBeforeSnapshot(t *testing.T, a *cluster.Node, snap string) {
 func changeAfterSnapshot(t *testing.T, a *cluster.Node, snap string) {
 	t.Helper()
 	for i := 4; i <= 5; i++ {
-		cluster.Must(t, a, http.StatusOK, "POST", snap+"a", secretBody("n", strconv.Itoa(i)))
+		cluster.Must(t, a, http.StatusOK, "POST", snap+"a", apicases.KV("n", strconv.Itoa(i)))
 	}
-	cluster.Must(t, a, http.StatusOK, "POST", snap+"b", secretBody("k", "after"))
+	cluster.Must(t, a, http.StatusOK, "POST", snap+"b", apicases.KV("k", "after"))
 	cluster.Must(t, a, http.StatusNoContent, "DELETE", snap+"c", nil)
 	cluster.Must(t, a, http.StatusNoContent, "POST", mount+"/config", map[string]any{"cas_required": true, "max_secret_bytes": 8192})
 	if v := cluster.Must(t, a, http.StatusOK, "GET", snap+"a", nil).Data()["version"]; v != float64(5) {
@@ -279,7 +280,7 @@ func TestCluster_NodeWithoutTheBinaryIsCaughtByThePreflightCheck(t *testing.T) {
 	if err := os.Remove(bad.Binary(oldVersion)); err != nil {
 		t.Fatal(err)
 	}
-	cluster.Must(t, good, http.StatusOK, "POST", mount+"/secrets/app", secretBody("password", "s3cr3t"))
+	cluster.Must(t, good, http.StatusOK, "POST", mount+"/secrets/app", apicases.KV("password", "s3cr3t"))
 
 	// The pre-flight check, run on every node, catches it before any failover.
 	for _, n := range []*cluster.Node{good, spare} {
@@ -352,7 +353,7 @@ func servesNothingWithoutTheBinary(t *testing.T, c *cluster.Cluster, bad *cluste
 	if err == nil || !strings.Contains(cli, "No value found at "+mount+"/secrets/app") {
 		t.Fatalf("vault read on %s: %v\n%s\nwant it to fail with No value found at %s/secrets/app", bad.ID, err, cli, mount)
 	}
-	write := cluster.Must(t, bad, http.StatusNotFound, "POST", mount+"/secrets/app", secretBody("password", "lost?"))
+	write := cluster.Must(t, bad, http.StatusNotFound, "POST", mount+"/secrets/app", apicases.KV("password", "lost?"))
 	logged := regexp.MustCompile(`.*skipping plugin-based mount entry.*`).FindString(bad.Server.LogText())
 	if !strings.Contains(logged, "path="+mount+"/") {
 		t.Fatalf("%s logs %q, want a skipped mount entry with path=%s/", bad.ID, logged, mount)

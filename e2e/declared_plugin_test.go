@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vault-reference/vault-plugin-secrets-reference/apicases"
 	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/harness/cluster"
 )
 
@@ -58,7 +59,7 @@ func TestDeclaredPlugin_RunsOnlyTheBinaryItsConfigNames(t *testing.T) {
 
 	restartDeclaring(pluginSHA[oldVersion])
 	cluster.Must(t, n, http.StatusNoContent, "POST", "sys/mounts/"+mount, enable)
-	cluster.Must(t, n, http.StatusOK, "POST", secret, secretBody("password", "declared"))
+	cluster.Must(t, n, http.StatusOK, "POST", secret, apicases.KV("password", "declared"))
 
 	// A mount that served before is not set up at all: its paths are unknown.
 	restartDeclaring(wrong)

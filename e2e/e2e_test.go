@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vault-reference/vault-plugin-secrets-reference/apicases"
 	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/harness/cluster"
 	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/harness/faults"
 )
@@ -111,7 +112,7 @@ func expectSecretValueNotLogged(t *testing.T, auditLog string) {
 // quotes it, neither the API's nor the CLI's.
 func apiNeverEchoesTheSecret(t *testing.T) {
 	t.Helper()
-	cluster.Must(t, dev, http.StatusOK, "POST", "api/secrets/logged", secretBody("password", secretValue))
+	cluster.Must(t, dev, http.StatusOK, "POST", "api/secrets/logged", apicases.KV("password", secretValue))
 	cluster.Must(t, dev, http.StatusOK, "GET", "api/secrets/logged", nil)
 	for _, malformed := range []any{secretValue, []any{secretValue}, map[string]any{"password": []any{secretValue}}} {
 		r := cluster.Must(t, dev, http.StatusBadRequest, "POST", "api/secrets/logged", map[string]any{"data": malformed}, "data")
@@ -157,7 +158,7 @@ func apiConfig(t *testing.T) {
 // warning for a field the path does not have.
 func apiWriteReadAndCAS(t *testing.T) {
 	t.Helper()
-	w := cluster.Must(t, dev, http.StatusOK, "POST", "api/secrets/team/app", secretBody("username", "app", "password", "s3cr3t"))
+	w := cluster.Must(t, dev, http.StatusOK, "POST", "api/secrets/team/app", apicases.KV("username", "app", "password", "s3cr3t"))
 	if w.Data()["version"] != float64(1) || w.Data()["created_time"] == nil || w.Data()["data"] != nil {
 		t.Fatalf("write response %s, want version 1, a created_time and no data", w)
 	}
@@ -187,21 +188,21 @@ func apiRefusesBadWrites(t *testing.T) {
 	}{
 		{"api/secrets/y", "data: required", map[string]any{}},
 		{"api/secrets/y", "at least one key", map[string]any{"data": map[string]any{}}},
-		{"api/secrets/y", "keys must not be empty", secretBody("", "v")},
+		{"api/secrets/y", "keys must not be empty", apicases.KV("", "v")},
 		{"api/secrets/y", `"port" must be a string`, map[string]any{"data": map[string]any{"port": 5432}}},
 		{"api/secrets/y", `"on" must be a string`, map[string]any{"data": map[string]any{"on": true}}},
 		{"api/secrets/y", `"k" must be a string`, map[string]any{"data": map[string]any{"k": nil}}},
-		{"api/secrets/y", "max_secret_bytes", secretBody("k", strings.Repeat("v", 100))},
+		{"api/secrets/y", "max_secret_bytes", apicases.KV("k", strings.Repeat("v", 100))},
 		{"api/secrets/y", casRule, map[string]any{"data": map[string]any{"k": "v"}, "cas": 1.5}},
 		{"api/secrets/y", casRule, map[string]any{"data": map[string]any{"k": "v"}, "cas": "1.5"}},
 		{"api/secrets/y", casRule, map[string]any{"data": map[string]any{"k": "v"}, "cas": true}},
 		{"api/secrets/y", casRule, map[string]any{"data": map[string]any{"k": "v"}, "cas": "+0"}},
 		{"api/secrets/y", "item 1 must be a KEY=VALUE", map[string]any{"data": "no-equals-sign"}},
 		{"api/secrets/y", "does not exist", map[string]any{"data": map[string]any{"k": "v"}, "cas": 3}},
-		{"api/secrets/a/%2E%2E/y", cluster.Tested.DotSegmentRefusal(`".."`), secretBody("k", "v")},
-		{"api/secrets/%2E", cluster.Tested.DotSegmentRefusal(dotRule), secretBody("k", "v")},
-		{"api/secrets/a/%2E/y", cluster.Tested.DotSegmentRefusal(dotRule), secretBody("k", "v")},
-		{"api/secrets/" + strings.Repeat("n", 513), "512 bytes", secretBody("k", "v")},
+		{"api/secrets/a/%2E%2E/y", cluster.Tested.DotSegmentRefusal(`".."`), apicases.KV("k", "v")},
+		{"api/secrets/%2E", cluster.Tested.DotSegmentRefusal(dotRule), apicases.KV("k", "v")},
+		{"api/secrets/a/%2E/y", cluster.Tested.DotSegmentRefusal(dotRule), apicases.KV("k", "v")},
+		{"api/secrets/" + strings.Repeat("n", 513), "512 bytes", apicases.KV("k", "v")},
 	}
 	for _, tt := range badWrites {
 		cluster.Must(t, dev, http.StatusBadRequest, "POST", tt.path, tt.body, tt.fragment)
@@ -218,7 +219,7 @@ func apiRefusesBadWrites(t *testing.T) {
 func apiEnforcesCASRequired(t *testing.T) {
 	t.Helper()
 	cluster.Must(t, dev, http.StatusNoContent, "POST", "api/config", map[string]any{"cas_required": true})
-	cluster.Must(t, dev, http.StatusBadRequest, "POST", "api/secrets/y", secretBody("k", "v"), "cas: required")
+	cluster.Must(t, dev, http.StatusBadRequest, "POST", "api/secrets/y", apicases.KV("k", "v"), "cas: required")
 	cluster.Must(t, dev, http.StatusOK, "POST", "api/secrets/y", map[string]any{"data": map[string]any{"k": "v"}, "cas": 0})
 	cluster.Must(t, dev, http.StatusNoContent, "DELETE", "api/config", nil)
 	if cfg := cluster.Must(t, dev, http.StatusOK, "GET", "api/config", nil).Data(); cfg["max_secret_bytes"] != float64(524288) || cfg["cas_required"] != false {
@@ -265,8 +266,8 @@ func apiDocumentsItself(t *testing.T) {
 func TestMultiplexing_OneProcessServesIsolatedMounts(t *testing.T) {
 	enable(t, dev, "mux-a", oldVersion)
 	enable(t, dev, "mux-b", oldVersion)
-	cluster.Must(t, dev, http.StatusOK, "POST", "mux-a/secrets/app", secretBody("mount", "a"))
-	cluster.Must(t, dev, http.StatusOK, "POST", "mux-b/secrets/app", secretBody("mount", "b"))
+	cluster.Must(t, dev, http.StatusOK, "POST", "mux-a/secrets/app", apicases.KV("mount", "a"))
+	cluster.Must(t, dev, http.StatusOK, "POST", "mux-b/secrets/app", apicases.KV("mount", "b"))
 	cluster.Must(t, dev, http.StatusNoContent, "POST", "mux-a/config", map[string]any{"cas_required": true})
 
 	for _, m := range []string{"a", "b"} {
@@ -275,7 +276,7 @@ func TestMultiplexing_OneProcessServesIsolatedMounts(t *testing.T) {
 			t.Fatalf("mux-%s reads mount %v's data, want its own", m, got)
 		}
 	}
-	cluster.Must(t, dev, http.StatusOK, "POST", "mux-b/secrets/other", secretBody("k", "v")) // cas_required is mux-a's alone
+	cluster.Must(t, dev, http.StatusOK, "POST", "mux-b/secrets/other", apicases.KV("k", "v")) // cas_required is mux-a's alone
 	if pids := dev.PluginProcesses(pluginDir); len(pids) != 1 {
 		t.Fatalf("%d plugin processes for two mounts, want 1 (multiplexed): %v", len(pids), pids)
 	}
@@ -320,7 +321,7 @@ func servedAfterKill(t *testing.T, path string) {
 
 func TestCrash_KilledPluginComesBackWithAllData(t *testing.T) {
 	enable(t, dev, "crash", oldVersion)
-	cluster.Must(t, dev, http.StatusOK, "POST", "crash/secrets/before", secretBody("k", "kept"))
+	cluster.Must(t, dev, http.StatusOK, "POST", "crash/secrets/before", apicases.KV("k", "kept"))
 	if killDevPluginProcesses(t) == 0 {
 		t.Fatal("no plugin process to kill, want the mount's")
 	}
@@ -342,7 +343,7 @@ func TestCrash_KilledPluginComesBackWithAllData(t *testing.T) {
 				id := fmt.Sprintf("%d-%d", w, i)
 				// send, not must: a failed write is expected here, and no
 				// goroutine but the test's may end the test.
-				if r, _ := cluster.Send(dev.Addr(), dev.Token, "POST", fmt.Sprintf("crash/secrets/w%d", w), secretBody("id", id, "copy", id)); r.Status == http.StatusOK {
+				if r, _ := cluster.Send(dev.Addr(), dev.Token, "POST", fmt.Sprintf("crash/secrets/w%d", w), apicases.KV("id", id, "copy", id)); r.Status == http.StatusOK {
 					acked[w].Add(1)
 				}
 			}
@@ -401,7 +402,7 @@ func TestTamperedBinary_IsRefused(t *testing.T) {
 
 func TestACL_CreateWithoutUpdateAndReadOnly(t *testing.T) {
 	enable(t, dev, "acl", oldVersion)
-	cluster.Must(t, dev, http.StatusOK, "POST", "acl/secrets/existing", secretBody("k", "v"))
+	cluster.Must(t, dev, http.StatusOK, "POST", "acl/secrets/existing", apicases.KV("k", "v"))
 	policies := map[string]string{
 		"acl-creator": `path "acl/secrets/*" { capabilities = ["create"] }`,
 		"acl-reader":  `path "acl/secrets/*" { capabilities = ["read", "list"] }` + "\n" + `path "acl/secrets/" { capabilities = ["list"] }`,
@@ -419,14 +420,14 @@ func TestACL_CreateWithoutUpdateAndReadOnly(t *testing.T) {
 		body                map[string]any
 		want                int
 	}{
-		{creator, "POST", "acl/secrets/new", secretBody("k", "v"), http.StatusOK},
-		{creator, "POST", "acl/secrets/new", secretBody("k", "overwrite"), http.StatusForbidden},
-		{creator, "POST", "acl/secrets/existing", secretBody("k", "overwrite"), http.StatusForbidden},
+		{creator, "POST", "acl/secrets/new", apicases.KV("k", "v"), http.StatusOK},
+		{creator, "POST", "acl/secrets/new", apicases.KV("k", "overwrite"), http.StatusForbidden},
+		{creator, "POST", "acl/secrets/existing", apicases.KV("k", "overwrite"), http.StatusForbidden},
 		{creator, "GET", "acl/secrets/new", nil, http.StatusForbidden},
 		{reader, "GET", "acl/secrets/new", nil, http.StatusOK},
 		{reader, "LIST", "acl/secrets/", nil, http.StatusOK},
-		{reader, "POST", "acl/secrets/new", secretBody("k", "x"), http.StatusForbidden},
-		{reader, "POST", "acl/secrets/fresh", secretBody("k", "x"), http.StatusForbidden},
+		{reader, "POST", "acl/secrets/new", apicases.KV("k", "x"), http.StatusForbidden},
+		{reader, "POST", "acl/secrets/fresh", apicases.KV("k", "x"), http.StatusForbidden},
 		{reader, "DELETE", "acl/secrets/new", nil, http.StatusForbidden},
 	}
 	for _, s := range steps {
@@ -449,7 +450,7 @@ func TestConcurrency_ThroughVault(t *testing.T) {
 	enable(t, dev, "conc", oldVersion)
 	// Created first: of writers racing to create a name only one may create (see
 	// TestSecretWrite_RacingCreatesHaveOneWinner); these all update.
-	cluster.Must(t, dev, http.StatusOK, "POST", "conc/secrets/shared", secretBody("writer", "first"))
+	cluster.Must(t, dev, http.StatusOK, "POST", "conc/secrets/shared", apicases.KV("writer", "first"))
 	const writers = 32
 	var ok atomic.Int64
 	var wg sync.WaitGroup
@@ -457,7 +458,7 @@ func TestConcurrency_ThroughVault(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if r, _ := cluster.Send(dev.Addr(), dev.Token, "POST", "conc/secrets/shared", secretBody("writer", fmt.Sprint(i))); r.Status == http.StatusOK {
+			if r, _ := cluster.Send(dev.Addr(), dev.Token, "POST", "conc/secrets/shared", apicases.KV("writer", fmt.Sprint(i))); r.Status == http.StatusOK {
 				ok.Add(1)
 			} else {
 				t.Errorf("writer %d: got %s, want 200", i, r)
@@ -489,13 +490,4 @@ func TestConcurrency_ThroughVault(t *testing.T) {
 	if winners.Load() != 1 || losers.Load() != 15 {
 		t.Fatalf("%d cas winners, %d losers; want 1 and 15", winners.Load(), losers.Load())
 	}
-}
-
-// secretBody is the body of a secret write: pairs of key and value under data.
-func secretBody(pairs ...string) map[string]any {
-	data := map[string]any{}
-	for i := 0; i < len(pairs); i += 2 {
-		data[pairs[i]] = pairs[i+1]
-	}
-	return map[string]any{"data": data}
 }

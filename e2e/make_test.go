@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vault-reference/vault-plugin-secrets-reference/apicases"
 	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/harness/cluster"
 )
 
@@ -43,5 +44,5 @@ func TestMake_RegisterAndEnableAgainstARunningVault(t *testing.T) {
 	if got := runningVersion(t, dev, made); got != version {
 		t.Fatalf("running_plugin_version %v, want %s", got, version)
 	}
-	cluster.Must(t, dev, http.StatusOK, "POST", made+"/secrets/app", secretBody("k", "v"))
+	cluster.Must(t, dev, http.StatusOK, "POST", made+"/secrets/app", apicases.KV("k", "v"))
 }

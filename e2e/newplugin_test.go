@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vault-reference/vault-plugin-secrets-reference/apicases"
 	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/harness/cluster"
 )
 
@@ -161,7 +162,7 @@ func serveNewPlugin(t *testing.T, name, newMount, command, sha string) {
 	if got := runningVersion(t, dev, newMount); got != oldVersion {
 		t.Fatalf("running_plugin_version %v, want %s", got, oldVersion)
 	}
-	cluster.Must(t, dev, http.StatusOK, "POST", newMount+"/secrets/app", secretBody("password", "s3cr3t"))
+	cluster.Must(t, dev, http.StatusOK, "POST", newMount+"/secrets/app", apicases.KV("password", "s3cr3t"))
 	r := cluster.Must(t, dev, http.StatusOK, "GET", newMount+"/secrets/app", nil)
 	if got := r.Data()["data"]; !reflect.DeepEqual(got, map[string]any{"password": "s3cr3t"}) || r.Data()["version"] != float64(1) {
 		t.Fatalf("read back %s, want password s3cr3t at version 1", r)

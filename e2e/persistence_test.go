@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vault-reference/vault-plugin-secrets-reference/apicases"
 	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/harness/cluster"
 )
 
@@ -92,9 +93,9 @@ disable_mlock    = true
 func writeSecretsAndConfig(t *testing.T, s *cluster.Server, secrets int) {
 	t.Helper()
 	for i := 0; i < secrets; i++ {
-		cluster.Must(t, s, http.StatusOK, "POST", fmt.Sprintf("%s/secrets/team/s%d", mount, i), secretBody("i", fmt.Sprint(i)))
+		cluster.Must(t, s, http.StatusOK, "POST", fmt.Sprintf("%s/secrets/team/s%d", mount, i), apicases.KV("i", fmt.Sprint(i)))
 	}
-	cluster.Must(t, s, http.StatusOK, "POST", mount+"/secrets/team/s0", secretBody("i", "0-v2"))
+	cluster.Must(t, s, http.StatusOK, "POST", mount+"/secrets/team/s0", apicases.KV("i", "0-v2"))
 	cluster.Must(t, s, http.StatusNoContent, "POST", mount+"/config", map[string]any{"cas_required": true, "max_secret_bytes": 1048576})
 	// Within max_secret_bytes, but over raft's 1 MiB entry limit once stored:
 	// the caller's mistake, so a 400, and nothing stored.

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vault-reference/vault-plugin-secrets-reference/apicases"
 	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/api/traffic"
 	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/harness/cluster"
 	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/harness/faults"
@@ -22,7 +23,7 @@ func TestUpgrade_NewVersionKeepsEverySecret(t *testing.T) {
 	enable(t, dev, "upgrade", oldVersion)
 	const secrets = 20
 	for i := 0; i < secrets; i++ {
-		cluster.Must(t, dev, http.StatusOK, "POST", fmt.Sprintf("upgrade/secrets/s%d", i), secretBody("i", fmt.Sprint(i)))
+		cluster.Must(t, dev, http.StatusOK, "POST", fmt.Sprintf("upgrade/secrets/s%d", i), apicases.KV("i", fmt.Sprint(i)))
 	}
 	cluster.Must(t, dev, http.StatusNoContent, "POST", "upgrade/config", map[string]any{"max_secret_bytes": 4096})
 
