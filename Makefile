@@ -51,9 +51,10 @@ sha256: build ## print the SHA-256 that vault plugin register -sha256 needs
 
 test: lint-workflows unit e2e ## actionlint, vet, unit tests with the race detector, then the tests against a real Vault
 
-unit: vet ## vet, then the unit tests with the race detector, and the e2e model's and checks' own
+unit: vet ## vet, then the unit tests with the race detector (the dynamic plugin's need redis-server), and the e2e model's and checks' own
 	go test -race -count=1 ./...
 	cd e2e && go test -count=1 ./api/... ./harness/... ./mutants/...
+	cd dynamic && go test -race -count=1 ./...
 
 e2e: e2e-vault e2e-openbao ## tests against real servers: Vault, then OpenBao
 
@@ -125,6 +126,7 @@ fmt: ## format the code
 vet: ## report suspicious code
 	go vet ./...
 	cd newplugin && go vet ./...
+	cd dynamic && go vet ./...
 
 clean: ## remove build output
 	rm -rf bin dist $(BENCH_OUT)
