@@ -196,7 +196,7 @@ func (n *Node) configure(t *testing.T, dir, clusterListen string, peers []string
 // added to what the script reads; the node reads it when it next starts.
 func (n *Node) WriteConfig(t *testing.T, env ...string) {
 	t.Helper()
-	cmd := exec.Command("./node-config.sh", n.ConfigArgs...)
+	cmd := exec.Command(Scripts+"/node-config.sh", n.ConfigArgs...)
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
 	config := string(out)

@@ -7,6 +7,9 @@ var (
 	Binary string
 	// Plugin is the plugin a new cluster registers and mounts.
 	Plugin PluginSetup
+	// Scripts is the folder of node-config.sh, vault.sh and bao.sh (the
+	// static engine's e2e folder), from the tests' working directory.
+	Scripts = "."
 )
 
 // DevToken is the root token of every dev server.

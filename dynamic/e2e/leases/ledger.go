@@ -1,0 +1,132 @@
+package leases
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/harness/recorder"
+)
+
+// Lease is what the clients learned of one lease: when its credential must
+// work, and from when it must not. Times are the recorder's.
+type Lease struct {
+	ID, Role           string
+	Username, Password string
+	// IssueCall and IssueReturn bound when the server issued it.
+	IssueCall, IssueReturn time.Duration
+	// ExpiresFrom and ExpiresBy bound when the server lets it expire, from
+	// the answers to its issue and renewals: the server counts a lease's
+	// time to live in whole seconds, so each bound allows one more.
+	ExpiresFrom, ExpiresBy time.Duration
+	// MaxBy is the latest a lease may live, renewals included: its role's
+	// max_ttl after its issue.
+	MaxBy time.Duration
+	// RevokeCall is when a revoke was first sent (0: never); RevokeReturn
+	// when one was acknowledged (0: never).
+	RevokeCall, RevokeReturn time.Duration
+	// Renewals are the acknowledged renewals, for the report.
+	Renewals int
+	// PastMax are the renewals whose answer let the lease live past MaxBy.
+	PastMax []string
+}
+
+// mustWorkUntil is when the lease may first be dead: its revoke was sent,
+// or its expiry may have come.
+func (l *Lease) mustWorkUntil() time.Duration {
+	if l.RevokeCall > 0 && l.RevokeCall < l.ExpiresFrom {
+		return l.RevokeCall
+	}
+	return l.ExpiresFrom
+}
+
+// deadBy is when the lease is dead for sure: revoked, or past its expiry.
+func (l *Lease) deadBy() time.Duration {
+	if l.RevokeReturn > 0 && l.RevokeReturn < l.ExpiresBy {
+		return l.RevokeReturn
+	}
+	return l.ExpiresBy
+}
+
+func (l *Lease) String() string {
+	return fmt.Sprintf("%s (%s) issued [%v, %v], expires in [%v, %v], revoke sent %v, acknowledged %v",
+		l.ID, l.Username, l.IssueCall.Round(time.Millisecond), l.IssueReturn.Round(time.Millisecond),
+		l.ExpiresFrom.Round(time.Millisecond), l.ExpiresBy.Round(time.Millisecond),
+		l.RevokeCall.Round(time.Millisecond), l.RevokeReturn.Round(time.Millisecond))
+}
+
+// Ledger is every lease the clients were issued, as they learned it.
+type Ledger struct {
+	// MaxTTL is the role's max_ttl.
+	MaxTTL time.Duration
+
+	mu     sync.Mutex
+	leases []*Lease
+}
+
+// slack is the second a server's whole-second TTLs may differ from the
+// time that passed.
+const slack = time.Second
+
+// Saw records what an operation taught about its lease; for an issue, it
+// returns the new lease, or nil if none was issued.
+func (l *Ledger) Saw(o recorder.Op) *Lease {
+	in, out := o.In.(Input), o.Out.(Output)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch in.Kind {
+	case Issue:
+		if !out.Acknowledged() || out.LeaseID == "" {
+			return nil
+		}
+		lease := &Lease{
+			ID: out.LeaseID, Role: in.Role, Username: out.Username, Password: out.Password,
+			IssueCall: o.Call, IssueReturn: o.Return,
+			ExpiresFrom: o.Call + out.Duration - slack, ExpiresBy: o.Return + out.Duration + slack,
+			MaxBy: o.Return + l.MaxTTL + slack,
+		}
+		l.leases = append(l.leases, lease)
+		return lease
+	case Renew:
+		lease := in.Lease
+		switch {
+		case out.Acknowledged():
+			lease.Renewals++
+			lease.ExpiresFrom = max(lease.ExpiresFrom, o.Call+out.Duration-slack)
+			lease.ExpiresBy = max(lease.ExpiresBy, o.Return+out.Duration+slack)
+			if o.Call+out.Duration > lease.MaxBy {
+				lease.PastMax = append(lease.PastMax, fmt.Sprintf("renew over [%v, %v] gave %v, past the max_ttl's %v",
+					o.Call.Round(time.Millisecond), o.Return.Round(time.Millisecond), out.Duration, lease.MaxBy.Round(time.Millisecond)))
+			}
+		case !out.Definite():
+			// It may have renewed it, as far as its max_ttl allows.
+			lease.ExpiresBy = max(lease.ExpiresBy, lease.MaxBy)
+		}
+	case Revoke:
+		lease := in.Lease
+		if lease.RevokeCall == 0 {
+			lease.RevokeCall = o.Call
+		}
+		if out.Acknowledged() && lease.RevokeReturn == 0 {
+			lease.RevokeReturn = o.Return
+		}
+	}
+	return nil
+}
+
+// Leases are the leases so far, in the order they were issued.
+func (l *Ledger) Leases() []*Lease {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := append([]*Lease(nil), l.leases...)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].IssueReturn < out[j].IssueReturn })
+	return out
+}
+
+// snapshot is a lease's times as of now, for the prober's goroutine.
+func (l *Ledger) snapshot(lease *Lease) Lease {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return *lease
+}

@@ -1,0 +1,142 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/vault-reference/vault-plugin-secrets-reference/dynamic/e2e/leases"
+	"github.com/vault-reference/vault-plugin-secrets-reference/dynamic/redistest"
+	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/harness/cluster"
+	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/harness/recorder"
+)
+
+// The role every proof issues from: leases short enough that many expire
+// in a run, renewals that reach max_ttl.
+const (
+	role       = "app"
+	roleTTL    = 4 * time.Second
+	roleMaxTTL = 10 * time.Second
+)
+
+// proof is one run of clients issuing, renewing, revoking and letting
+// leases expire through a cluster, with a prober trying every credential
+// against Redis.
+type proof struct {
+	t      *testing.T
+	c      *cluster.Cluster
+	redis  *redistest.Server
+	rec    *recorder.Recorder
+	ledger *leases.Ledger
+	prober *leases.Prober
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+// setUp starts Redis and a cluster of size nodes with the plugin
+// configured for it and the role written.
+func setUp(t *testing.T, size int) (*cluster.Cluster, *redistest.Server) {
+	t.Helper()
+	r, err := redistest.Start(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Stop)
+	c := cluster.Start(t, size)
+	a := c.Active()
+	cluster.Must(t, a, http.StatusNoContent, "PUT", mount+"/config", map[string]any{
+		"address": r.Addr, "username": redistest.PluginUser, "password": r.PluginPassword, "save_acl": true,
+	})
+	cluster.Must(t, a, http.StatusNoContent, "PUT", mount+"/roles/"+role, map[string]any{
+		"commands": "+ping", "ttl": int(roleTTL.Seconds()), "max_ttl": int(roleMaxTTL.Seconds()),
+	})
+	return c, r
+}
+
+// start runs clients clients and the prober until finish.
+func start(t *testing.T, c *cluster.Cluster, r *redistest.Server, clients int) *proof {
+	t.Helper()
+	p := &proof{t: t, c: c, redis: r, rec: recorder.New(c, leases.Traffic{Mount: mount}),
+		ledger: &leases.Ledger{MaxTTL: roleMaxTTL}, stop: make(chan struct{}), done: make(chan struct{})}
+	p.prober = &leases.Prober{Redis: r, Ledger: p.ledger, Now: p.rec.Now}
+	var specs []recorder.Spec
+	for range clients {
+		specs = append(specs, recorder.Spec{Client: &leases.Client{Role: role, Ledger: p.ledger, Prober: p.prober, Pace: 1500 * time.Millisecond}})
+	}
+	go func() { defer close(p.done); p.prober.Run(p.stop, 250*time.Millisecond) }()
+	t.Cleanup(func() {
+		select {
+		case <-p.stop:
+		default:
+			close(p.stop)
+		}
+		<-p.done
+	})
+	p.rec.Start(time.Now().UnixNano(), specs...)
+	return p
+}
+
+// finish stops the clients, lets the prober watch every lease die, and
+// checks: every credential worked while its lease lived and died within
+// bounds after; Redis holds no user of the plugin's, and the server no
+// lease of the mount's.
+func (p *proof) finish(bounds leases.Bounds) {
+	t := p.t
+	t.Helper()
+	p.rec.Stop()
+	var last time.Duration
+	for _, l := range p.ledger.Leases() {
+		last = max(last, l.ExpiresBy)
+	}
+	// Let the prober see the last lease die, a bound and a probe after.
+	if wait := last + bounds.Expiry + time.Second - p.rec.Now(); wait > 0 {
+		time.Sleep(wait)
+	}
+	close(p.stop)
+	<-p.done
+
+	all, probes := p.ledger.Leases(), p.prober.Probes()
+	leases.MustHold(t, leases.Check(all, probes, bounds))
+	users, err := p.redis.Users(context.Background())
+	if err != nil {
+		t.Fatalf("ACL USERS: %v", err)
+	}
+	leases.MustLeaveNoOrphans(t, users, "v-")
+	p.mustLeaveNoLeases()
+	var revoked, renewed int
+	for _, l := range all {
+		if l.RevokeReturn > 0 {
+			revoked++
+		}
+		renewed += l.Renewals
+	}
+	t.Logf("%d leases issued, %d renewals, %d revoked, the rest expired; %d logins tried; longest from death to refusal: revoked %v, expired %v",
+		len(all), renewed, revoked, len(probes), leases.LongestDeath(all, probes, true).Round(time.Millisecond),
+		leases.LongestDeath(all, probes, false).Round(time.Millisecond))
+}
+
+// mustLeaveNoLeases fails the test if the server still holds a lease of the
+// role: one it could not revoke.
+func (p *proof) mustLeaveNoLeases() {
+	t := p.t
+	t.Helper()
+	a := p.c.Active()
+	r, err := cluster.Send(a.Addr(), a.RootToken(), "LIST", "sys/leases/lookup/"+mount+"/creds/"+role, nil)
+	if err != nil {
+		t.Fatalf("listing the role's leases: %v", err)
+	}
+	if keys, _ := r.Data()["keys"].([]any); r.Status != http.StatusNotFound || len(keys) > 0 {
+		t.Errorf("the role's leases once every one died: got %s, want none (404)", r)
+		leases.LeftBehind(t, r.Raw)
+	}
+}
+
+// TestLeases_CredentialsLiveOnlyWhileTheirLeasesDo is the proof with no
+// fault: the bounds every other proof widens.
+func TestLeases_CredentialsLiveOnlyWhileTheirLeasesDo(t *testing.T) {
+	c, r := setUp(t, 1)
+	p := start(t, c, r, 4)
+	time.Sleep(20 * time.Second)
+	p.finish(leases.Bounds{Revoke: 0, Expiry: 2 * time.Second})
+}
