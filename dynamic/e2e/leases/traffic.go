@@ -66,7 +66,9 @@ type Output struct {
 func (o Output) Definite() bool { return o.Status != 0 }
 
 // Acknowledged tells whether the server said it was done.
-func (o Output) Acknowledged() bool { return o.Status == http.StatusOK || o.Status == http.StatusNoContent }
+func (o Output) Acknowledged() bool {
+	return o.Status == http.StatusOK || o.Status == http.StatusNoContent
+}
 
 func (o Output) String() string {
 	if o.LeaseID != "" {
