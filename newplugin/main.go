@@ -23,8 +23,9 @@ func main() {
 	name := flag.String("name", "", "the new plugin's name: vault-plugin-secrets-<name>, whose <name> becomes the mount")
 	module := flag.String("module", "", "the new root module path, such as <host>/<owner>/<NAME>")
 	dir := flag.String("dir", "", "where to write the new repository, relative to -from; must not exist or be empty")
+	kind := flag.String("kind", "", "static (the default): secrets stored by name; dynamic: Redis users with leases, from dynamic/")
 	flag.Parse()
-	if err := newPlugin(*from, *name, *module, *dir); err != nil {
+	if err := newPlugin(*from, *kind, *name, *module, *dir); err != nil {
 		fmt.Fprintln(os.Stderr, "new-plugin:", err)
 		os.Exit(1)
 	}
@@ -39,8 +40,25 @@ type names struct {
 // prefix are what follows it.
 const namePrefix = "vault-plugin-secrets-"
 
+// kinds are the plugins a repository holds: the static engine at its root,
+// less the folders of the others, and each other kind in its folder, less
+// its fault proof, which imports the root's harness.
+var kinds = map[string]struct{ folder, leaveOut string }{
+	"":        {".", "dynamic/"},
+	"static":  {".", "dynamic/"},
+	"dynamic": {"dynamic", "e2e/"},
+}
+
 // newPlugin checks every input before it writes anything.
-func newPlugin(from, name, module, dir string) error {
+func newPlugin(repo, kind, name, module, dir string) error {
+	k, ok := kinds[kind]
+	if !ok {
+		return fmt.Errorf("KIND %q: want static or dynamic", kind)
+	}
+	from := filepath.Join(repo, k.folder)
+	if _, err := os.Stat(filepath.Join(from, "go.mod")); err != nil {
+		return fmt.Errorf("KIND %s: this repository has no %s plugin in %s", kind, kind, from)
+	}
 	old, version, err := readNames(from)
 	if err != nil {
 		return err
@@ -53,10 +71,10 @@ func newPlugin(from, name, module, dir string) error {
 	if err := checkModulePath(module); err != nil {
 		return fmt.Errorf("MODULE %q is not a valid Go module path: %v", module, err)
 	}
-	if dir, err = checkDir(from, dir); err != nil {
+	if dir, err = checkDir(repo, dir); err != nil {
 		return err
 	}
-	files, err := listFiles(from)
+	files, err := listFiles(from, k.leaveOut)
 	if err != nil {
 		return err
 	}
@@ -204,16 +222,17 @@ func checkDir(from, dir string) (string, error) {
 	return dir, nil
 }
 
-// listFiles lists what git holds or would add: tracked files that still exist
-// and untracked ones that .gitignore does not exclude.
-func listFiles(from string) ([]string, error) {
+// listFiles lists what git holds or would add under from, less the folder
+// leaveOut: tracked files that still exist and untracked ones that
+// .gitignore does not exclude.
+func listFiles(from, leaveOut string) ([]string, error) {
 	out, err := exec.Command("git", "-C", from, "ls-files", "-z", "--cached", "--others", "--exclude-standard").Output()
 	if err != nil {
 		return nil, fmt.Errorf("listing the files of %s with git (it must be a git checkout): %v", from, err)
 	}
 	var files []string
 	for _, f := range strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00") {
-		if _, err := os.Stat(filepath.Join(from, f)); err == nil && f != "CHANGELOG.md" {
+		if _, err := os.Stat(filepath.Join(from, f)); err == nil && f != "CHANGELOG.md" && !strings.HasPrefix(f, leaveOut) {
 			files = append(files, f)
 		}
 	}
