@@ -112,7 +112,7 @@ bench: build ## benchmarks in process and through Vault; rewrites BENCHMARKS.md
 	# The two modules' package names differ; without them benchstat sets the runs side by side.
 	cd bench && for f in reference kv-v1 kv-v2; do sed -i '/^pkg:/d' .out/$$f.txt; done && \
 		go tool benchstat reference=.out/reference.txt kv-v1=.out/kv-v1.txt kv-v2=.out/kv-v2.txt > .out/inprocess.txt
-	cd bench && vault=$$(../e2e/vault.sh) && bao=$$(../e2e/bao.sh) && go run ./vaultbench -vault $$vault -openbao $$bao -plugin ../$(BIN) -name $(PLUGIN) -mount $(MOUNT) \
+	cd bench && vault=$$(../e2e/vault.sh) && bao=$$(../e2e/bao.sh) && go run ./vaultbench -vault $$vault -openbao $$bao -plugin ../$(BIN) -source .. -name $(PLUGIN) -mount $(MOUNT) \
 		-inprocess .out/inprocess.txt -out ../BENCHMARKS.md -chart throughput.svg
 
 .PHONY: new-plugin lint-workflows

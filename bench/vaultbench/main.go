@@ -1,6 +1,7 @@
 // Command vaultbench measures the plugin through a real Vault server, side by
-// side with the floor plugin, HashiCorp's KV plugin and Vault's built-in KV, in
-// alternating rounds, and writes BENCHMARKS.md. Run it with `make bench`.
+// side with the floor plugin, HashiCorp's KV plugin, Vault's built-in KV and
+// the plugin built without its SystemView cache, in alternating rounds, and
+// writes BENCHMARKS.md. Run it with `make bench`.
 package main
 
 import (
@@ -52,12 +53,15 @@ var engines = []*engine{
 	// Vault lets only a mount of type "kv" set a version; the plugin defaults to 1.
 	{name: "kv-plugin", mount: "kvp", plugin: "vault-plugin-secrets-kv", wrap: kvBody},
 	{name: "kv-builtin", mount: "kv", options: map[string]string{"version": "1"}, wrap: kvBody},
+	// The plugin built from -source without cachedSystemView (buildUncached).
+	{name: "uncached", mount: "uncached", plugin: "uncached", prefix: "secrets/", wrap: dataBody},
 }
 
 var (
 	vaultBinary   = flag.String("vault", "", "Vault server binary")
 	openbaoBinary = flag.String("openbao", "", "OpenBao server binary: if set, reads and writes of reference and floor are measured through it too")
 	pluginPath    = flag.String("plugin", "", "the reference plugin binary")
+	pluginSource  = flag.String("source", "", "the reference plugin's module, built again without its SystemView cache")
 	pluginName    = flag.String("name", "", "its name in Vault's catalog")
 	pluginMount   = flag.String("mount", "", "where to mount it")
 	inProcess     = flag.String("inprocess", "", "benchstat output of the in-process benchmarks, to include")
@@ -75,8 +79,8 @@ var addr string
 func main() {
 	flag.Parse()
 	log.SetFlags(0)
-	if *pluginPath == "" || *pluginName == "" || *pluginMount == "" {
-		fatalf("-plugin, -name and -mount are required")
+	if *pluginPath == "" || *pluginSource == "" || *pluginName == "" || *pluginMount == "" {
+		fatalf("-plugin, -source, -name and -mount are required")
 	}
 	engines[0].plugin, engines[0].mount = *pluginName, *pluginMount
 	work, err := os.MkdirTemp("", "vaultbench-")
@@ -85,8 +89,9 @@ func main() {
 	pluginDir := filepath.Join(work, "plugins")
 	check(os.MkdirAll(pluginDir, 0o755))
 	check(copyFile(*pluginPath, filepath.Join(pluginDir, engines[0].plugin)))
-	gobuild(filepath.Join(pluginDir, "floor"), "./floor")
-	gobuild(filepath.Join(pluginDir, "vault-plugin-secrets-kv"), "github.com/hashicorp/vault-plugin-secrets-kv/cmd/vault-plugin-secrets-kv")
+	gobuild(".", filepath.Join(pluginDir, "floor"), "./floor")
+	gobuild(".", filepath.Join(pluginDir, "vault-plugin-secrets-kv"), "github.com/hashicorp/vault-plugin-secrets-kv/cmd/vault-plugin-secrets-kv")
+	buildUncached(*pluginSource, filepath.Join(work, "uncached"), filepath.Join(pluginDir, "uncached"))
 
 	server = startServer(*vaultBinary, work, pluginDir)
 	defer stopServer()
@@ -380,12 +385,46 @@ func startServer(binary, work, pluginDir string) *exec.Cmd {
 	return nil
 }
 
-func gobuild(output, pkg string) {
+// gobuild builds pkg of the module in dir into output.
+func gobuild(dir, output, pkg string) {
+	output, err := filepath.Abs(output)
+	check(err)
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", output, pkg)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		fatalf("go build %s: %v\n%s", pkg, err, out)
 	}
+}
+
+// buildUncached builds into output a copy, in dir, of the plugin's module in
+// source whose Factory passes Vault's SystemView through unchanged: the
+// plugin without cachedSystemView, so that what the cache saves is measured
+// without a knob for it in the plugin's own code.
+func buildUncached(source, dir, output string) {
+	check(os.MkdirAll(dir, 0o755))
+	entries, err := os.ReadDir(source)
+	check(err)
+	for _, e := range entries {
+		name := e.Name()
+		if (strings.HasSuffix(name, ".go") && !strings.HasSuffix(name, "_test.go")) || name == "go.mod" || name == "go.sum" {
+			check(copyFile(filepath.Join(source, name), filepath.Join(dir, name)))
+		}
+	}
+	backend := filepath.Join(dir, "backend.go")
+	src, err := os.ReadFile(backend)
+	check(err)
+	for _, edit := range [][2]string{
+		{"newCachedSystemView(conf.System, time.Second)", "conf.System"},
+		{"\t\"time\"\n", ""}, // used by that line only
+	} {
+		if n := strings.Count(string(src), edit[0]); n != 1 {
+			fatalf("building the plugin without its SystemView cache: %q occurs %d times in backend.go, want once; Factory changed", edit[0], n)
+		}
+		src = []byte(strings.Replace(string(src), edit[0], edit[1], 1))
+	}
+	check(os.WriteFile(backend, src, 0o644))
+	gobuild(dir, output, ".")
 }
 
 func copyFile(from, to string) error {
