@@ -22,9 +22,12 @@ type appendix struct {
 // mutation is one planted bug and the suites that must catch it.
 type mutation struct {
 	Name, Desc string
-	Edits      []edit
-	Append     []appendix
-	Suites     []string
+	// Plugin is the folder of the plugin the bug is planted in: "" for the
+	// static engine at the root, "dynamic" for the Redis plugin.
+	Plugin string
+	Edits  []edit
+	Append []appendix
+	Suites []string
 }
 
 // secretsFile is where most bugs are planted: the secrets' read and write path.
@@ -172,6 +175,49 @@ var mutations = []mutation{
 		Append: []appendix{startedAt(secretsFile)},
 		Suites: apiSuites,
 	},
+
+	// The dynamic plugin's: each breaks the promise that a credential
+	// lives only while its lease does.
+	{
+		Name: "revoke-fails-on-missing-user", Plugin: "dynamic",
+		Desc:   "deleting a user that is already gone is an error, so its lease cannot be revoked",
+		Edits:  []edit{{File: userFile, Old: "if err := conn.ACLDelUser(ctx, username).Err(); err != nil {", New: "if n, err := conn.ACLDelUser(ctx, username).Result(); err != nil || n == 0 {"}},
+		Suites: dynamicSuites,
+	},
+	{
+		Name: "revoke-deletes-nothing", Plugin: "dynamic",
+		Desc: "revoke answers success without deleting the user",
+		Edits: []edit{{File: userFile, Old: `	return nil, b.withConn(ctx, req.Storage, func(conn *connection) error {
+		return deleteUser(ctx, conn, lease.Username)
+	})`, New: "\t_ = lease\n\treturn nil, nil"}},
+		Suites: dynamicSuites,
+	},
+	{
+		Name: "no-wal-before-setuser", Plugin: "dynamic",
+		Desc:   "a user is made with no write-ahead log entry, so a crash mid-create leaves it for ever",
+		Edits:  []edit{{File: credsFile, Old: "walID, err := framework.PutWAL(ctx, s, walKindUser, &userWAL{Username: username})", New: "walID, err := \"\", error(nil)"}},
+		Suites: dynamicSuites,
+	},
+	{
+		Name: "rollback-deletes-nothing", Plugin: "dynamic",
+		Desc: "the rollback of an abandoned create deletes no user",
+		Edits: []edit{{File: "wal.go", Old: `		return b.withConn(ctx, req.Storage, func(conn *connection) error {
+			return deleteUser(ctx, conn, w.Username)
+		})`, New: "\t\treturn nil"}},
+		Suites: dynamicSuites,
+	},
+	{
+		Name: "lease-without-username", Plugin: "dynamic",
+		Desc:   "the lease does not carry the username its revoke needs",
+		Edits:  []edit{{File: credsFile, Old: "lease.internal())", New: `map[string]any{"role": lease.Role})`}},
+		Suites: dynamicSuites,
+	},
+	{
+		Name: "renew-past-max-ttl", Plugin: "dynamic",
+		Desc:   "renew extends a lease by its ttl whatever its max_ttl",
+		Edits:  []edit{{File: userFile, Old: "seconds(lease.MaxTTL)", New: "0", All: true}},
+		Suites: dynamicSuites,
+	},
 }
 
 // apiSuites run the API's table through each server.
@@ -282,16 +328,32 @@ func answer500(cond string) string {
 // the copy. chaos-openbao is the run on OpenBao whose standbys answer reads
 // through their own plugin process.
 var suites = map[string]struct {
-	inE2E bool
-	env   []string
-	args  []string
+	// dir is where the suite runs, from the repository's root; "" is the
+	// copy itself. Suites that run elsewhere write verdicts.
+	dir  string
+	env  []string
+	args []string
 }{
-	"unit":          {false, nil, []string{"test", "-race", "-count=1", "./..."}},
-	"chaos":         {true, nil, []string{"test", "-count=1", "-timeout", "20m", "-run", "^TestChaos", "-v", "./..."}},
-	"chaos-openbao": {true, []string{"E2E_SERVER=openbao"}, []string{"test", "-count=1", "-timeout", "20m", "-run", "^TestChaos_StandbyReads", "-v", "./..."}},
-	"api":           {true, nil, []string{"test", "-count=1", "-timeout", "10m", "-run", "^TestAPICases_ThroughServer", "-v", "."}},
-	"api-openbao":   {true, []string{"E2E_SERVER=openbao"}, []string{"test", "-count=1", "-timeout", "10m", "-run", "^TestAPICases_ThroughServer", "-v", "."}},
+	"unit":          {"", nil, []string{"test", "-race", "-count=1", "./..."}},
+	"chaos":         {"e2e", nil, []string{"test", "-count=1", "-timeout", "20m", "-run", "^TestChaos", "-v", "./..."}},
+	"chaos-openbao": {"e2e", []string{"E2E_SERVER=openbao"}, []string{"test", "-count=1", "-timeout", "20m", "-run", "^TestChaos_StandbyReads", "-v", "./..."}},
+	"api":           {"e2e", nil, []string{"test", "-count=1", "-timeout", "10m", "-run", "^TestAPICases_ThroughServer", "-v", "."}},
+	"api-openbao":   {"e2e", []string{"E2E_SERVER=openbao"}, []string{"test", "-count=1", "-timeout", "10m", "-run", "^TestAPICases_ThroughServer", "-v", "."}},
+	// The dynamic plugin's lease proofs, all but the test of make new-plugin.
+	"leases":         {"dynamic/e2e", nil, leaseProofs},
+	"leases-openbao": {"dynamic/e2e", []string{"E2E_SERVER=openbao"}, leaseProofs},
 }
+
+var leaseProofs = []string{"test", "-count=1", "-timeout", "30m", "-skip", "^TestNewPlugin", "-v", "."}
+
+// dynamicSuites must each catch every bug of the dynamic plugin.
+var dynamicSuites = []string{"unit", "leases", "leases-openbao"}
+
+// Where the dynamic plugin's bugs are planted.
+const (
+	userFile  = "secret_user.go"
+	credsFile = "path_creds.go"
+)
 
 // checkTable refuses a table that would plant nothing or name no suite.
 func checkTable() error {

@@ -18,7 +18,7 @@ func TestMutations_PlantInTheEngine(t *testing.T) {
 	}
 	for _, m := range mutations {
 		t.Run(m.Name, func(t *testing.T) {
-			if _, err := planted(root, m); err != nil {
+			if _, err := planted(filepath.Join(root, m.Plugin), m); err != nil {
 				t.Errorf("want every edit's old text in the engine (once, unless All); got %v", err)
 			}
 		})

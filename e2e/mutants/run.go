@@ -58,7 +58,7 @@ func planted(dir string, m mutation) (map[string][]byte, error) {
 // checkPlanted plants m in memory. Code that gofmt would change only earns a
 // warning: the compiler, not gofmt, decides whether a mutant can run.
 func checkPlanted(root string, m mutation) error {
-	files, err := planted(root, m)
+	files, err := planted(filepath.Join(root, m.Plugin), m)
 	if err != nil {
 		return err
 	}
@@ -73,9 +73,17 @@ func checkPlanted(root string, m mutation) error {
 	return nil
 }
 
-// copyEngine copies the root module's own files: sub-modules and build
-// output would only slow every copy, and no suite needs them.
-func copyEngine(root, dst string) error {
+// copyEngine copies the own files of the plugin in folder plugin: for the
+// static engine the root module's, for the dynamic plugin its module's and
+// redistest's. Other modules and build output would only slow every copy,
+// and no suite needs them.
+func copyEngine(root, plugin, dst string) error {
+	if plugin != "" {
+		if err := copyFiles(filepath.Join(root, plugin), dst); err != nil {
+			return err
+		}
+		return os.CopyFS(filepath.Join(dst, "redistest"), os.DirFS(filepath.Join(root, plugin, "redistest")))
+	}
 	if err := copyFiles(root, dst); err != nil {
 		return err
 	}
@@ -165,7 +173,7 @@ func runMutant(ctx context.Context, m mutation, run, runs int, selected []string
 		return nil, err
 	}
 	defer os.RemoveAll(copyDir)
-	if err := copyEngine(d.root, copyDir); err != nil {
+	if err := copyEngine(d.root, m.Plugin, copyDir); err != nil {
 		return nil, err
 	}
 	if err := plant(copyDir, m); err != nil {
@@ -199,12 +207,12 @@ func runMutant(ctx context.Context, m mutation, run, runs int, selected []string
 }
 
 // runSuite runs one suite against the mutant in copyDir; the e2e suites run
-// from e2e/ and build the copy that PLUGIN_SOURCE names.
+// from their folder and build the copy that PLUGIN_SOURCE names.
 func runSuite(ctx context.Context, mutation, suite string, run, runs int, copyDir string, d dirs) (outcome, error) {
 	s := suites[suite]
 	dir := copyDir
-	if s.inE2E {
-		dir = d.e2e
+	if s.dir != "" {
+		dir = filepath.Join(d.root, s.dir)
 	}
 	log := logPath(d, mutation, suite, run)
 	fmt.Printf("mutants: %s, run %d/%d: %s suite, log %s\n", mutation, run, runs, suite, log)
@@ -212,7 +220,7 @@ func runSuite(ctx context.Context, mutation, suite string, run, runs int, copyDi
 	cmd.Env = append(append(os.Environ(), "PLUGIN_SOURCE="+copyDir), s.env...)
 	// The e2e suites' checks write verdicts; the engine's own unit tests
 	// know nothing of them.
-	o, err := judge(cmd, log, os.Stdout, s.inE2E)
+	o, err := judge(cmd, log, os.Stdout, s.dir != "")
 	o.mutation, o.suite = mutation, suite
 	return o, err
 }
