@@ -83,7 +83,8 @@ func newEnv(t *testing.T, r *redistest.Server, walMinAge time.Duration) *testEnv
 	t.Helper()
 	b := newBackend(walMinAge)
 	conf := logical.TestBackendConfig()
-	conf.System = &logical.StaticSystemView{DefaultLeaseTTLVal: time.Hour, MaxLeaseTTLVal: 24 * time.Hour}
+	conf.System = &logical.StaticSystemView{DefaultLeaseTTLVal: time.Hour, MaxLeaseTTLVal: 24 * time.Hour,
+		PluginEnvironment: &logical.PluginEnvironment{VaultVersion: "1.21.1"}}
 	if err := b.Setup(context.Background(), conf); err != nil {
 		t.Fatal(err)
 	}
