@@ -17,7 +17,7 @@ import (
 const (
 	role       = "app"
 	roleTTL    = 4 * time.Second
-	roleMaxTTL = 10 * time.Second
+	roleMaxTTL = 5 * time.Second
 )
 
 // proof is one run of clients issuing, renewing, revoking and letting

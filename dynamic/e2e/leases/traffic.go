@@ -162,7 +162,7 @@ func (c *Client) Saw(o recorder.Op) {
 	switch {
 	case in.Kind == Issue && lease != nil:
 		c.Prober.Try(lease, true)
-		c.lease, c.renewals, c.revoke = lease, rand.Intn(3), rand.Intn(2) == 0
+		c.lease, c.renewals, c.revoke = lease, rand.Intn(4), rand.Intn(2) == 0
 	case in.Kind == Revoke:
 		// Revoked, or left to expire if the revoke failed.
 		c.lease = nil
