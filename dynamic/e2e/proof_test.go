@@ -20,6 +20,10 @@ const (
 	roleMaxTTL = 5 * time.Second
 )
 
+// probePeriod is how often the prober tries every credential: the first
+// refusal it sees may come this much after the credential died.
+const probePeriod = 250 * time.Millisecond
+
 // proof is one run of clients issuing, renewing, revoking and letting
 // leases expire through a cluster, with a prober trying every credential
 // against Redis.
@@ -64,7 +68,7 @@ func start(t *testing.T, c *cluster.Cluster, r *redistest.Server, clients int) *
 	for range clients {
 		specs = append(specs, recorder.Spec{Client: &leases.Client{Role: role, Ledger: p.ledger, Prober: p.prober, Pace: 1500 * time.Millisecond}})
 	}
-	go func() { defer close(p.done); p.prober.Run(p.stop, 250*time.Millisecond) }()
+	go func() { defer close(p.done); p.prober.Run(p.stop, probePeriod) }()
 	t.Cleanup(func() {
 		select {
 		case <-p.stop:
@@ -111,9 +115,9 @@ func (p *proof) finish(bounds leases.Bounds) {
 		}
 		renewed += l.Renewals
 	}
-	t.Logf("%d leases issued, %d renewals, %d revoked, the rest expired; %d logins tried; longest from death to refusal: revoked %v, expired %v",
-		len(all), renewed, revoked, len(probes), leases.LongestDeath(all, probes, true).Round(time.Millisecond),
-		leases.LongestDeath(all, probes, false).Round(time.Millisecond))
+	t.Logf("%d leases issued, %d renewals, %d revoked, the rest expired; %d logins tried", len(all), renewed, revoked, len(probes))
+	figure(t, "revoke to refusal", leases.LongestDeath(all, probes, true), bounds.Revoke+probePeriod)
+	figure(t, "expiry to refusal", leases.LongestDeath(all, probes, false), bounds.Expiry+probePeriod)
 }
 
 // mustLeaveNoLeases fails the test if the server still holds a lease of the
