@@ -73,7 +73,9 @@ func bound(l *Lease, b Bounds) time.Duration {
 
 // LongestDeath is, of the leases whose death the probes saw, the longest
 // from when each died for sure to its credential's first refusal: the
-// figure the bounds are set from.
+// figure the bounds are set from. It is negative when every credential was
+// refused before its lease's latest possible death, and 0 when no lease of
+// the kind asked (revoked or expired) died under the probes.
 func LongestDeath(leases []*Lease, probes []Probe, revoked bool) time.Duration {
 	first := map[*Lease]time.Duration{}
 	for _, p := range probes {
@@ -83,13 +85,15 @@ func LongestDeath(leases []*Lease, probes []Probe, revoked bool) time.Duration {
 			}
 		}
 	}
-	var longest time.Duration
+	longest, seen := time.Duration(0), false
 	for _, l := range leases {
 		at, ok := first[l]
 		if !ok || (l.RevokeReturn > 0 && l.RevokeReturn < l.ExpiresBy) != revoked {
 			continue
 		}
-		longest = max(longest, at-l.deadBy())
+		if d := at - l.deadBy(); !seen || d > longest {
+			longest, seen = d, true
+		}
 	}
 	return longest
 }

@@ -94,6 +94,10 @@ func TestLongestDeath_CountsFromWhenTheLeaseDiedForSure(t *testing.T) {
 	if got := LongestDeath(ledger.Leases(), probes, false); got != 400*time.Millisecond {
 		t.Fatalf("longest from expiry to refusal: got %v, want 400ms", got)
 	}
+	early := []Probe{probe(lease, 4*s, Refused)}
+	if got := LongestDeath(ledger.Leases(), early, false); got != -1100*time.Millisecond {
+		t.Fatalf("longest from expiry to refusal, refused 1.1s before the latest expiry: got %v, want -1.1s", got)
+	}
 	if got := LongestDeath(ledger.Leases(), probes, true); got != 0 {
 		t.Fatalf("longest from revoke to refusal, with no lease revoked: got %v, want 0", got)
 	}
