@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"maps"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -19,6 +21,9 @@ const (
 	roleTTL    = 4 * time.Second
 	roleMaxTTL = 10 * time.Second
 )
+
+// userPrefix begins the name of every user the plugin makes.
+const userPrefix = "v-"
 
 // proof is one run of clients issuing, renewing, revoking and letting
 // leases expire through a cluster, with a prober trying every credential
@@ -62,7 +67,7 @@ func start(t *testing.T, c *cluster.Cluster, r *redistest.Server, clients int) *
 	p.prober = &leases.Prober{Redis: r, Ledger: p.ledger, Now: p.rec.Now}
 	var specs []recorder.Spec
 	for range clients {
-		specs = append(specs, recorder.Spec{Client: &leases.Client{Role: role, Ledger: p.ledger, Prober: p.prober, Pace: 1500 * time.Millisecond}})
+		specs = append(specs, recorder.Spec{Client: p.client()})
 	}
 	go func() { defer close(p.done); p.prober.Run(p.stop, 250*time.Millisecond) }()
 	t.Cleanup(func() {
@@ -75,6 +80,11 @@ func start(t *testing.T, c *cluster.Cluster, r *redistest.Server, clients int) *
 	})
 	p.rec.Start(time.Now().UnixNano(), specs...)
 	return p
+}
+
+// client is one client of the role's, sending through any node.
+func (p *proof) client() *leases.Client {
+	return &leases.Client{Role: role, Ledger: p.ledger, Prober: p.prober, Pace: 1500 * time.Millisecond}
 }
 
 // finish stops the clients, lets the prober watch every lease die, and
@@ -102,7 +112,7 @@ func (p *proof) finish(bounds leases.Bounds) {
 	if err != nil {
 		t.Fatalf("ACL USERS: %v", err)
 	}
-	leases.MustLeaveNoOrphans(t, users, "v-")
+	leases.MustLeaveNoOrphans(t, users, userPrefix)
 	p.mustLeaveNoLeases()
 	var revoked, renewed int
 	for _, l := range all {
@@ -116,19 +126,25 @@ func (p *proof) finish(bounds leases.Bounds) {
 		leases.LongestDeath(all, probes, false).Round(time.Millisecond))
 }
 
-// mustLeaveNoLeases fails the test if the server still holds a lease of the
-// role: one it could not revoke.
+// mustLeaveNoLeases fails the test if the server still holds a lease of a
+// role the ledger has leases of: one it could not revoke.
 func (p *proof) mustLeaveNoLeases() {
 	t := p.t
 	t.Helper()
 	a := p.c.Active()
-	r, err := cluster.Send(a.Addr(), a.RootToken(), "LIST", "sys/leases/lookup/"+mount+"/creds/"+role, nil)
-	if err != nil {
-		t.Fatalf("listing the role's leases: %v", err)
+	roles := map[string]bool{role: true}
+	for _, l := range p.ledger.Leases() {
+		roles[l.Role] = true
 	}
-	if keys, _ := r.Data()["keys"].([]any); r.Status != http.StatusNotFound || len(keys) > 0 {
-		t.Errorf("the role's leases once every one died: got %s, want none (404)", r)
-		leases.LeftBehind(t, r.Raw)
+	for _, name := range slices.Sorted(maps.Keys(roles)) {
+		r, err := cluster.Send(a.Addr(), a.RootToken(), "LIST", "sys/leases/lookup/"+mount+"/creds/"+name, nil)
+		if err != nil {
+			t.Fatalf("listing role %s's leases: %v", name, err)
+		}
+		if keys, _ := r.Data()["keys"].([]any); r.Status != http.StatusNotFound || len(keys) > 0 {
+			t.Errorf("role %s's leases once every one died: got %s, want none (404)", name, r)
+			leases.LeftBehind(t, r.Raw)
+		}
 	}
 }
 
