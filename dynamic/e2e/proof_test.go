@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"maps"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -23,6 +25,9 @@ const (
 // probePeriod is how often the prober tries every credential: the first
 // refusal it sees may come this much after the credential died.
 const probePeriod = 250 * time.Millisecond
+
+// userPrefix begins the name of every user the plugin makes.
+const userPrefix = "v-"
 
 // proof is one run of clients issuing, renewing, revoking and letting
 // leases expire through a cluster, with a prober trying every credential
@@ -62,11 +67,11 @@ func setUp(t *testing.T, size int) (*cluster.Cluster, *redistest.Server) {
 func start(t *testing.T, c *cluster.Cluster, r *redistest.Server, clients int) *proof {
 	t.Helper()
 	p := &proof{t: t, c: c, redis: r, rec: recorder.New(c, leases.Traffic{Mount: mount}),
-		ledger: &leases.Ledger{MaxTTL: roleMaxTTL}, stop: make(chan struct{}), done: make(chan struct{})}
+		ledger: &leases.Ledger{MaxTTL: map[string]time.Duration{role: roleMaxTTL, longRole: longMaxTTL}}, stop: make(chan struct{}), done: make(chan struct{})}
 	p.prober = &leases.Prober{Redis: r, Ledger: p.ledger, Now: p.rec.Now}
 	var specs []recorder.Spec
 	for range clients {
-		specs = append(specs, recorder.Spec{Client: &leases.Client{Role: role, Ledger: p.ledger, Prober: p.prober, Pace: 1500 * time.Millisecond}})
+		specs = append(specs, recorder.Spec{Client: p.client()})
 	}
 	go func() { defer close(p.done); p.prober.Run(p.stop, probePeriod) }()
 	t.Cleanup(func() {
@@ -79,6 +84,11 @@ func start(t *testing.T, c *cluster.Cluster, r *redistest.Server, clients int) *
 	})
 	p.rec.Start(time.Now().UnixNano(), specs...)
 	return p
+}
+
+// client is one client of the role's, sending through any node.
+func (p *proof) client() *leases.Client {
+	return &leases.Client{Role: role, Ledger: p.ledger, Prober: p.prober, Pace: 1500 * time.Millisecond}
 }
 
 // finish stops the clients, lets the prober watch every lease die, and
@@ -106,7 +116,7 @@ func (p *proof) finish(bounds leases.Bounds) {
 	if err != nil {
 		t.Fatalf("ACL USERS: %v", err)
 	}
-	leases.MustLeaveNoOrphans(t, users, "v-")
+	leases.MustLeaveNoOrphans(t, users, userPrefix)
 	p.mustLeaveNoLeases()
 	var revoked, renewed int
 	for _, l := range all {
@@ -120,19 +130,25 @@ func (p *proof) finish(bounds leases.Bounds) {
 	figure(t, "expiry to refusal", leases.LongestDeath(all, probes, false), bounds.Expiry+probePeriod)
 }
 
-// mustLeaveNoLeases fails the test if the server still holds a lease of the
-// role: one it could not revoke.
+// mustLeaveNoLeases fails the test if the server still holds a lease of a
+// role the ledger has leases of: one it could not revoke.
 func (p *proof) mustLeaveNoLeases() {
 	t := p.t
 	t.Helper()
 	a := p.c.Active()
-	r, err := cluster.Send(a.Addr(), a.RootToken(), "LIST", "sys/leases/lookup/"+mount+"/creds/"+role, nil)
-	if err != nil {
-		t.Fatalf("listing the role's leases: %v", err)
+	roles := map[string]bool{role: true}
+	for _, l := range p.ledger.Leases() {
+		roles[l.Role] = true
 	}
-	if keys, _ := r.Data()["keys"].([]any); r.Status != http.StatusNotFound || len(keys) > 0 {
-		t.Errorf("the role's leases once every one died: got %s, want none (404)", r)
-		leases.LeftBehind(t, r.Raw)
+	for _, name := range slices.Sorted(maps.Keys(roles)) {
+		r, err := cluster.Send(a.Addr(), a.RootToken(), "LIST", "sys/leases/lookup/"+mount+"/creds/"+name, nil)
+		if err != nil {
+			t.Fatalf("listing role %s's leases: %v", name, err)
+		}
+		if keys, _ := r.Data()["keys"].([]any); r.Status != http.StatusNotFound || len(keys) > 0 {
+			t.Errorf("role %s's leases once every one died: got %s, want none (404)", name, r)
+			leases.LeftBehind(t, r.Raw)
+		}
 	}
 }
 

@@ -14,7 +14,7 @@ const s = time.Second
 // max_ttl 5s, then renewed and revoked as ops say.
 func history(t *testing.T, ops ...recorder.Op) (*Ledger, *Lease) {
 	t.Helper()
-	ledger := &Ledger{MaxTTL: 5 * s}
+	ledger := &Ledger{MaxTTL: map[string]time.Duration{"r": 5 * s}}
 	lease := ledger.Saw(recorder.Op{In: Input{Kind: Issue, Role: "r"}, Call: 1 * s, Return: 1100 * time.Millisecond,
 		Out: Output{Status: 200, LeaseID: "redis/creds/r/1", Username: "v-r-1", Password: "p", Duration: 3 * s}})
 	if lease == nil {

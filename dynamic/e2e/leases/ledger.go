@@ -58,8 +58,8 @@ func (l *Lease) String() string {
 
 // Ledger is every lease the clients were issued, as they learned it.
 type Ledger struct {
-	// MaxTTL is the role's max_ttl.
-	MaxTTL time.Duration
+	// MaxTTL is each role's max_ttl.
+	MaxTTL map[string]time.Duration
 
 	mu     sync.Mutex
 	leases []*Lease
@@ -84,7 +84,7 @@ func (l *Ledger) Saw(o recorder.Op) *Lease {
 			ID: out.LeaseID, Role: in.Role, Username: out.Username, Password: out.Password,
 			IssueCall: o.Call, IssueReturn: o.Return,
 			ExpiresFrom: o.Call + out.Duration - slack, ExpiresBy: o.Return + out.Duration + slack,
-			MaxBy: o.Return + l.MaxTTL + slack,
+			MaxBy: o.Return + l.MaxTTL[in.Role] + slack,
 		}
 		l.leases = append(l.leases, lease)
 		return lease
@@ -129,4 +129,55 @@ func (l *Ledger) snapshot(lease *Lease) Lease {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return *lease
+}
+
+// Mark is what the ledger knows of each lease now. Taken just before a
+// snapshot of the server's storage, with no operation in flight, it is what
+// the snapshot holds.
+func (l *Ledger) Mark() map[*Lease]Lease {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	mark := make(map[*Lease]Lease, len(l.leases))
+	for _, lease := range l.leases {
+		mark[lease] = *lease
+	}
+	return mark
+}
+
+// Rewind makes the ledger say what the server knows once it restored, over
+// [from, to], the snapshot taken beside mark. A lease's renewals since are
+// forgotten: it may die as the snapshot said, or at the restore if that is
+// later. A lease issued since, unless a revoke of it was acknowledged
+// before the restore, is forgotten altogether: the ledger no longer wants
+// its credential to work from the restore on, and Rewind returns it, for
+// the caller to learn what became of its user and end it with
+// DeletedByHand. A revoke's deletion of its user outlives any restore.
+func (l *Ledger) Rewind(mark map[*Lease]Lease, from, to time.Duration) (forgotten []*Lease) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, lease := range l.leases {
+		if lease.RevokeReturn > 0 && lease.RevokeReturn < from {
+			continue
+		}
+		then, known := mark[lease]
+		if !known {
+			lease.ExpiresFrom = min(lease.ExpiresFrom, from)
+			forgotten = append(forgotten, lease)
+			continue
+		}
+		lease.ExpiresFrom = min(lease.ExpiresFrom, max(then.ExpiresFrom, from))
+		lease.ExpiresBy = min(lease.ExpiresBy, max(then.ExpiresBy, to))
+	}
+	return forgotten
+}
+
+// DeletedByHand tells the ledger that an operator deleted the users of
+// leases the server forgot, by at: no lease will, so that is when they die.
+func (l *Ledger) DeletedByHand(forgotten []*Lease, at time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, lease := range forgotten {
+		lease.ExpiresFrom = min(lease.ExpiresFrom, at)
+		lease.ExpiresBy = at
+	}
 }
