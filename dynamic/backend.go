@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,6 +36,28 @@ type backend struct {
 	// changes the admin password under a create or a revoke in flight.
 	connLock sync.RWMutex
 	conn     *connection
+
+	// usernameTag tells this mount's users from other mounts' on the same
+	// Redis (from the mount's BackendUUID); empty, the sweep does nothing.
+	usernameTag string
+}
+
+// Setup is the framework's, and takes the mount's identity for its users'
+// names.
+func (b *backend) Setup(ctx context.Context, conf *logical.BackendConfig) error {
+	b.usernameTag = strings.ReplaceAll(conf.BackendUUID, "-", "")
+	if len(b.usernameTag) > 8 {
+		b.usernameTag = b.usernameTag[:8]
+	}
+	return b.Backend.Setup(ctx, conf)
+}
+
+// userPrefix begins the name of every user this mount makes.
+func (b *backend) userPrefix() string {
+	if b.usernameTag == "" {
+		return usernamePrefix
+	}
+	return usernamePrefix + b.usernameTag + "-"
 }
 
 // connection is a client for the stored config, and what the config says
@@ -84,6 +107,7 @@ func newBackend(walMinAge time.Duration) *backend {
 		},
 		Secrets:           []*framework.Secret{b.redisUser()},
 		WALRollback:       b.walRollback,
+		PeriodicFunc:      b.sweep,
 		WALRollbackMinAge: walMinAge,
 		Invalidate:        b.invalidate,
 		Clean:             func(context.Context) { b.resetConn(nil) },

@@ -83,6 +83,7 @@ func newEnv(t *testing.T, r *redistest.Server, walMinAge time.Duration) *testEnv
 	t.Helper()
 	b := newBackend(walMinAge)
 	conf := logical.TestBackendConfig()
+	conf.BackendUUID = redistest.RandomHex() // as Vault gives each mount
 	conf.System = &logical.StaticSystemView{DefaultLeaseTTLVal: time.Hour, MaxLeaseTTLVal: 24 * time.Hour,
 		PluginEnvironment: &logical.PluginEnvironment{VaultVersion: "1.21.1"}}
 	if err := b.Setup(context.Background(), conf); err != nil {

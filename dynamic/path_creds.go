@@ -69,6 +69,10 @@ func (b *backend) credsRead(ctx context.Context, req *logical.Request, d *framew
 		if err := conn.save(ctx); err != nil {
 			return err
 		}
+		record := userRecord{Role: name, IssuedAt: time.Now().Unix(), MaxTTL: role.MaxTTL}
+		if err := putJSON(ctx, req.Storage, userStorageKey(username), record); err != nil {
+			return err
+		}
 		lease := leaseData{Username: username, Role: name, TTL: role.TTL, MaxTTL: role.MaxTTL}
 		resp = b.Secret(secretTypeUser).Response(map[string]any{"username": username, "password": password}, lease.internal())
 		resp.Secret.TTL = seconds(role.TTL)
@@ -86,7 +90,7 @@ func (b *backend) credsRead(ctx context.Context, req *logical.Request, d *framew
 // deletes the user, whatever do made of it.
 func (b *backend) withUser(ctx context.Context, s logical.Storage, tag string, do func(context.Context, *connection, string) error) error {
 	return b.withConn(ctx, s, func(conn *connection) error {
-		username, err := newUsername(tag)
+		username, err := b.newUsername(tag)
 		if err != nil {
 			return err
 		}
@@ -111,9 +115,9 @@ func (b *backend) withUser(ctx context.Context, s logical.Storage, tag string, d
 	})
 }
 
-// newUsername is a name no other user has: the plugin's prefix, the role,
-// and 96 random bits.
-func newUsername(role string) (string, error) {
+// newUsername is a name no other user has: the mount's prefix, the role,
+// and 95 random bits.
+func (b *backend) newUsername(role string) (string, error) {
 	random, err := base62.Random(16)
 	if err != nil {
 		return "", err
@@ -121,10 +125,11 @@ func newUsername(role string) (string, error) {
 	if len(role) > 32 {
 		role = role[:32]
 	}
-	return usernamePrefix + role + "-" + random, nil
+	return b.userPrefix() + role + "-" + random, nil
 }
 
-// usernamePrefix begins the name of every user the plugin makes.
+// usernamePrefix begins the name of every user the plugin makes; the mount's
+// tag follows it.
 const usernamePrefix = "v-"
 
 func seconds(n int64) time.Duration { return time.Duration(n) * time.Second }

@@ -14,8 +14,8 @@ func TestCreds_IssuedUserHasTheRolesRules(t *testing.T) {
 	e := newEnv(t, sharedRedis, time.Minute)
 	e.must(logical.UpdateOperation, "roles/cache", map[string]any{"key_patterns": "cache:*", "commands": "+get,+set"})
 	user, password, _ := e.issue("cache")
-	if !strings.HasPrefix(user, usernamePrefix+"cache-") {
-		t.Fatalf("username: got %q, want it to begin with %q", user, usernamePrefix+"cache-")
+	if want := e.b.userPrefix() + "cache-"; !strings.HasPrefix(user, want) || !strings.HasPrefix(want, usernamePrefix) {
+		t.Fatalf("username: got %q, want it to begin with %q, the mount's prefix and the role", user, want)
 	}
 	c := sharedRedis.Client(user, password)
 	defer c.Close()

@@ -89,7 +89,10 @@ func (b *backend) userRevoke(ctx context.Context, req *logical.Request, _ *frame
 		return nil, err
 	}
 	return nil, b.withConn(ctx, req.Storage, func(conn *connection) error {
-		return deleteUser(ctx, conn, lease.Username)
+		if err := deleteUser(ctx, conn, lease.Username); err != nil {
+			return err
+		}
+		return req.Storage.Delete(ctx, userStorageKey(lease.Username))
 	})
 }
 

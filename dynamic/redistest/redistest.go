@@ -59,7 +59,7 @@ func Start(dir string) (*Server, error) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	s := &Server{Addr: addr, PluginPassword: "plugin-" + randomHex(), dir: dir}
+	s := &Server{Addr: addr, PluginPassword: "plugin-" + RandomHex(), dir: dir}
 	_, port, _ := net.SplitHostPort(addr)
 	acl := strings.Join([]string{
 		"user default off",
@@ -189,7 +189,8 @@ func (s *Server) CanLogIn(ctx context.Context, user, password string) error {
 	return c.Do(ctx, "AUTH", user, password).Err()
 }
 
-func randomHex() string {
+// RandomHex is 96 random bits in hex.
+func RandomHex() string {
 	b := make([]byte, 12)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
