@@ -151,7 +151,7 @@ func (l *Ledger) Mark() map[*Lease]Lease {
 // before the restore, is forgotten altogether: the ledger no longer wants
 // its credential to work from the restore on, and Rewind returns it, for
 // the caller to learn what became of its user and end it with
-// DeletedByHand. A revoke's deletion of its user outlives any restore.
+// Swept. A revoke's deletion of its user outlives any restore.
 func (l *Ledger) Rewind(mark map[*Lease]Lease, from, to time.Duration) (forgotten []*Lease) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -171,9 +171,9 @@ func (l *Ledger) Rewind(mark map[*Lease]Lease, from, to time.Duration) (forgotte
 	return forgotten
 }
 
-// DeletedByHand tells the ledger that an operator deleted the users of
-// leases the server forgot, by at: no lease will, so that is when they die.
-func (l *Ledger) DeletedByHand(forgotten []*Lease, at time.Duration) {
+// Swept tells the ledger that the users of leases the server forgot were
+// gone by at: no revocation will delete them, the plugin's sweep did.
+func (l *Ledger) Swept(forgotten []*Lease, at time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, lease := range forgotten {

@@ -47,7 +47,7 @@ func TestRewind_ForgetsWhatFollowedTheSnapshot(t *testing.T) {
 	if before.ExpiresFrom != 3*s || before.ExpiresBy != ms(5100) {
 		t.Fatalf("the lease renewed after the mark expires in [%v, %v], want the mark's [3s, 5.1s]", before.ExpiresFrom, before.ExpiresBy)
 	}
-	ledger.DeletedByHand(forgotten, 9*s)
+	ledger.Swept(forgotten, 9*s)
 	if got := Check(ledger.Leases(), probes, bounds); len(got) > 0 {
 		t.Fatalf("violations once rewound and the forgotten user deleted by hand: got %v, want none", got)
 	}
