@@ -349,7 +349,7 @@ func (p *proof) issueEach(name string, count int) []*leases.Lease {
 func (p *proof) revoke(ls ...*leases.Lease) {
 	for i, l := range ls {
 		if o, _ := p.send(p.c.Nodes[i%len(p.c.Nodes)], leases.Input{Kind: leases.Revoke, Lease: l}); !o.Out.Acknowledged() {
-			p.t.Fatalf("revoke of %s: got %s, want 204", l.ID, o.Answer)
+			leases.MustRevoke(p.t, l, o.Answer)
 		}
 	}
 }

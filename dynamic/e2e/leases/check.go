@@ -17,6 +17,7 @@ const (
 	RenewedPastMaxTTL = "lease-renewed-past-max-ttl"
 	OrphanUsers       = "orphan-users"
 	LeasesLeft        = "leases-left-behind"
+	RevokeRefused     = "revoke-refused"
 )
 
 // Bounds are how long after its lease died a credential may still work.
@@ -138,4 +139,13 @@ func MustLeaveNoOrphans(t *testing.T, users []string, prefix string) {
 func LeftBehind(t *testing.T, leases ...string) {
 	t.Helper()
 	verdict.Violation(t, LeasesLeft, leases...)
+}
+
+// MustRevoke fails t now: a revoke of a lease the server holds got answer,
+// not 204. A revoke must succeed whatever became of the user, deleted by an
+// earlier revoke a restore undid, or by hand.
+func MustRevoke(t *testing.T, l *Lease, answer string) {
+	t.Helper()
+	verdict.Violation(t, RevokeRefused, l.String()+": "+answer)
+	t.Fatalf("revoke of %s: got %s, want 204", l.ID, answer)
 }
