@@ -291,25 +291,32 @@ func (p *proof) tryForgotten(l *leases.Lease) {
 const sweepWithin = 90 * time.Second
 
 // waitForSweep waits until Redis holds none of the users of ls, and returns
-// when it first saw them all gone.
+// when it first saw them all gone; past sweepWithin, those left are orphans.
 func (p *proof) waitForSweep(ls []*leases.Lease) time.Duration {
 	t := p.t
 	t.Helper()
-	var at time.Duration
-	cluster.WaitFor(t, sweepWithin, "the sweep to delete the users of the leases the restore forgot", func() (bool, string) {
+	deadline := time.Now().Add(sweepWithin)
+	for {
 		all, err := p.redis.Users(context.Background())
 		if err != nil {
-			return false, err.Error()
+			t.Fatalf("ACL USERS: %v", err)
 		}
+		var left []string
 		for _, l := range ls {
 			if slices.Contains(all, l.Username) {
-				return false, l.Username + " is still in Redis"
+				left = append(left, l.Username)
 			}
 		}
-		at = p.rec.Now()
-		return true, ""
-	})
-	return at
+		if len(left) == 0 {
+			return p.rec.Now()
+		}
+		if time.Now().After(deadline) {
+			t.Logf("users of leases the restore forgot, still in Redis %v after it: %v", sweepWithin, left)
+			leases.MustLeaveNoOrphans(t, left, userPrefix)
+			t.FailNow()
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 // send sends one operation through n, as a client of its own, and tells

@@ -26,7 +26,7 @@ type dirs struct {
 func main() {
 	runs := flag.Int("runs", 1, "runs of each suite against each mutation")
 	only := flag.String("only", "", "comma-separated mutations to run (default all)")
-	suiteList := flag.String("suites", "unit,chaos,chaos-openbao,api,api-openbao,leases,leases-openbao", "comma-separated suites to run")
+	suiteList := flag.String("suites", "unit,chaos,chaos-openbao,api,api-openbao,leases,leases-openbao,leases-crash,leases-crash-openbao,leases-restore,leases-restore-openbao", "comma-separated suites to run")
 	flag.Parse()
 	code, err := run(*runs, *only, *suiteList)
 	if err != nil {
