@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -42,11 +43,15 @@ const namePrefix = "vault-plugin-secrets-"
 
 // kinds are the plugins a repository holds: the static engine at its root,
 // less the folders of the others, and each other kind in its folder, less
-// its fault proof, which imports the root's harness.
-var kinds = map[string]struct{ folder, leaveOut string }{
-	"":        {".", "dynamic/"},
-	"static":  {".", "dynamic/"},
-	"dynamic": {"dynamic", "e2e/"},
+// its fault proof and its benchmarks against a peer, which import the
+// root's harness.
+var kinds = map[string]struct {
+	folder   string
+	leaveOut []string
+}{
+	"":        {".", []string{"dynamic/"}},
+	"static":  {".", []string{"dynamic/"}},
+	"dynamic": {"dynamic", []string{"e2e/", "bench/", "BENCHMARKS.md"}},
 }
 
 // newPlugin checks every input before it writes anything.
@@ -222,17 +227,18 @@ func checkDir(from, dir string) (string, error) {
 	return dir, nil
 }
 
-// listFiles lists what git holds or would add under from, less the folder
-// leaveOut: tracked files that still exist and untracked ones that
-// .gitignore does not exclude.
-func listFiles(from, leaveOut string) ([]string, error) {
+// listFiles lists what git holds or would add under from, less what begins
+// with one of leaveOut: tracked files that still exist and untracked ones
+// that .gitignore does not exclude.
+func listFiles(from string, leaveOut []string) ([]string, error) {
 	out, err := exec.Command("git", "-C", from, "ls-files", "-z", "--cached", "--others", "--exclude-standard").Output()
 	if err != nil {
 		return nil, fmt.Errorf("listing the files of %s with git (it must be a git checkout): %v", from, err)
 	}
 	var files []string
 	for _, f := range strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00") {
-		if _, err := os.Stat(filepath.Join(from, f)); err == nil && f != "CHANGELOG.md" && !strings.HasPrefix(f, leaveOut) {
+		left := slices.ContainsFunc(leaveOut, func(prefix string) bool { return strings.HasPrefix(f, prefix) })
+		if _, err := os.Stat(filepath.Join(from, f)); err == nil && f != "CHANGELOG.md" && !left {
 			files = append(files, f)
 		}
 	}
