@@ -143,7 +143,7 @@ func scenario(t *testing.T, c *cluster.Cluster, list []*engine, name string, fau
 		for _, u := range users(t, e) {
 			before[e][u] = true
 		}
-		w := &watch{e: e, rec: recorder.New(c, leases.Traffic{Mount: e.mount}), ledger: &leases.Ledger{MaxTTL: roleMaxTTL},
+		w := &watch{e: e, rec: recorder.New(c, leases.Traffic{Mount: e.mount}), ledger: &leases.Ledger{MaxTTL: map[string]time.Duration{role: roleMaxTTL}},
 			stop: make(chan struct{}), done: make(chan struct{})}
 		w.prober = &leases.Prober{Redis: e.redis, Ledger: w.ledger, Now: w.rec.Now}
 		w.revokeErrors = revokeErrors(c.Nodes[0], e)
