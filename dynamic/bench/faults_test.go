@@ -25,10 +25,11 @@ const (
 	killEvery        = 2 * time.Second
 	burst            = 8
 	killDelay        = 5 * time.Millisecond
-	// rollbackPass is how long after a fault a user abandoned under a
-	// write-ahead log entry may stay: Vault's rollback runs every minute,
-	// and takes entries older than walMinAge.
-	rollbackPass = time.Minute + walMinAge + 5*time.Second
+	// rollbackPass is how long after a fault a user the reference left may
+	// stay: Vault's rollback runs every minute, and takes write-ahead log
+	// entries older than walMinAge; the sweep, on the same tick, deletes a
+	// user past its lease's longest life (max_ttl) and a minute.
+	rollbackPass = 2*time.Minute + roleMaxTTL + walMinAge + 5*time.Second
 )
 
 var checkBounds = leases.Bounds{Revoke: 0, Expiry: 2 * time.Second}
