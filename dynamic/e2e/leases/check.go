@@ -53,12 +53,12 @@ func Check(leases []*Lease, probes []Probe, b Bounds) []Violation {
 		case p.Outcome == Unreachable:
 		case p.AtOnce && p.Outcome != Works:
 			found = append(found, Violation{FailedAtIssue, l, fmt.Sprintf("login at %v got %s, want it to work", p.Call.Round(time.Millisecond), p.Outcome)})
-		case p.Outcome == Refused && p.Return < l.mustWorkUntil():
+		case p.Outcome == Refused && p.Return < l.MustWorkUntil():
 			found = append(found, Violation{RefusedWhileLive, l, fmt.Sprintf("login over [%v, %v] refused, want it to work until %v",
-				p.Call.Round(time.Millisecond), p.Return.Round(time.Millisecond), l.mustWorkUntil().Round(time.Millisecond))})
-		case p.Outcome == Works && p.Call > l.deadBy()+bound(l, b):
+				p.Call.Round(time.Millisecond), p.Return.Round(time.Millisecond), l.MustWorkUntil().Round(time.Millisecond))})
+		case p.Outcome == Works && p.Call > l.DeadBy()+bound(l, b):
 			found = append(found, Violation{OutlivedItsLease, l, fmt.Sprintf("login at %v worked, want it refused from %v",
-				p.Call.Round(time.Millisecond), (l.deadBy() + bound(l, b)).Round(time.Millisecond))})
+				p.Call.Round(time.Millisecond), (l.DeadBy() + bound(l, b)).Round(time.Millisecond))})
 		}
 	}
 	return found
@@ -80,7 +80,7 @@ func bound(l *Lease, b Bounds) time.Duration {
 func LongestDeath(leases []*Lease, probes []Probe, revoked bool) time.Duration {
 	first := map[*Lease]time.Duration{}
 	for _, p := range probes {
-		if p.Outcome == Refused && p.Call > p.Lease.mustWorkUntil() {
+		if p.Outcome == Refused && p.Call > p.Lease.MustWorkUntil() {
 			if at, ok := first[p.Lease]; !ok || p.Call < at {
 				first[p.Lease] = p.Call
 			}
@@ -92,7 +92,7 @@ func LongestDeath(leases []*Lease, probes []Probe, revoked bool) time.Duration {
 		if !ok || (l.RevokeReturn > 0 && l.RevokeReturn < l.ExpiresBy) != revoked {
 			continue
 		}
-		if d := at - l.deadBy(); !seen || d > longest {
+		if d := at - l.DeadBy(); !seen || d > longest {
 			longest, seen = d, true
 		}
 	}

@@ -32,17 +32,18 @@ type Lease struct {
 	PastMax []string
 }
 
-// mustWorkUntil is when the lease may first be dead: its revoke was sent,
-// or its expiry may have come.
-func (l *Lease) mustWorkUntil() time.Duration {
+// MustWorkUntil is when the lease may first be dead: its revoke was sent,
+// or its expiry may have come. Outside this package, ask once the clients
+// have stopped: the ledger changes a lease under its lock.
+func (l *Lease) MustWorkUntil() time.Duration {
 	if l.RevokeCall > 0 && l.RevokeCall < l.ExpiresFrom {
 		return l.RevokeCall
 	}
 	return l.ExpiresFrom
 }
 
-// deadBy is when the lease is dead for sure: revoked, or past its expiry.
-func (l *Lease) deadBy() time.Duration {
+// DeadBy is when the lease is dead for sure: revoked, or past its expiry.
+func (l *Lease) DeadBy() time.Duration {
 	if l.RevokeReturn > 0 && l.RevokeReturn < l.ExpiresBy {
 		return l.RevokeReturn
 	}

@@ -85,7 +85,7 @@ func (p *Prober) Run(stop <-chan struct{}, period time.Duration) {
 				continue
 			}
 			times := p.Ledger.snapshot(lease)
-			if pr := p.Try(lease, false); pr.Outcome == Refused && pr.Call > times.mustWorkUntil() {
+			if pr := p.Try(lease, false); pr.Outcome == Refused && pr.Call > times.MustWorkUntil() {
 				settled[lease] = true
 			}
 		}
