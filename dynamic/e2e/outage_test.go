@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -9,7 +10,7 @@ import (
 	"time"
 
 	"github.com/vault-reference/vault-plugin-secrets-reference/dynamic/e2e/leases"
-	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/harness/faults"
+	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/harness/cluster"
 	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/harness/recorder"
 	"github.com/vault-reference/vault-plugin-secrets-reference/e2e/harness/verdict"
 )
@@ -24,14 +25,22 @@ const (
 	rollbackPeriod = time.Minute
 	// revokeRetried bounds how long a credential may outlive its lease when
 	// the revocation failed: the server tries again 10 to 30 s later (its
-	// first backoff, 20 s give or take half), plus a revocation's own time.
-	revokeRetried = 32 * time.Second
+	// first backoff, 20 s give or take half), after an attempt that may
+	// have waited on a stopped Redis until the plugin died (1.5 s), plus a
+	// revocation's own time and a probe's.
+	revokeRetried = 33 * time.Second
 	// userKeptPastRollback names the check that a user whose create never
 	// completed is gone once the rollback ran.
 	userKeptPastRollback = "half-made-user-outlived-the-rollback"
 	// userKeptPastRetry names the check that the users of leases that died
 	// while Redis was down are gone once the server retried.
 	userKeptPastRetry = "user-outlived-the-revocation-retry"
+	// userDeletedMidCreate names the check that the rollback leaves alone a
+	// user whose create may still be running.
+	userDeletedMidCreate = "user-deleted-before-walMinAge"
+	// noIssueOnceBack names the check that the plugin issues again once
+	// Redis is back.
+	noIssueOnceBack = "no-credential-issued-once-redis-was-back"
 )
 
 // TestOutage_RollbackDeletesTheUserOfACreateKilledMidway kills the plugin
@@ -56,6 +65,7 @@ func TestOutage_RollbackDeletesTheUserOfACreateKilledMidway(t *testing.T) {
 	if took < walMinAge {
 		t.Errorf("half-made users gone %v after their write-ahead log entry, want no sooner than walMinAge (%v): the rollback must leave a create in progress alone",
 			took.Round(time.Millisecond), walMinAge)
+		verdict.Violation(t, userDeletedMidCreate, halfMade...)
 	}
 	t.Logf("rollback deleted %d half-made user(s) %v after the create's write-ahead log entry (bound %v: walMinAge %v, rollback period %v, slack)",
 		len(halfMade), took.Round(time.Millisecond), bound, walMinAge, rollbackPeriod)
@@ -83,7 +93,8 @@ func (p *proof) killPluginMidCreate(lease *leases.Lease) (time.Duration, []strin
 	go func() { defer wg.Done(); revoked, _ = p.do(leases.Input{Kind: leases.Revoke, Lease: lease}) }()
 	// Long enough for the plugin to write the entry and send its commands.
 	time.Sleep(time.Second)
-	kill := faults.Inject(p.c, faults.KillPlugin, nil, p.rec.Now)
+	killed := p.rec.Now()
+	processes := killPluginProcesses(t, p.c.Nodes[0])
 	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
 		t.Fatalf("SIGCONT redis-server: %v", err)
 	}
@@ -102,12 +113,37 @@ func (p *proof) killPluginMidCreate(lease *leases.Lease) (time.Duration, []strin
 			halfMade = append(halfMade, u)
 		}
 	}
-	t.Logf("%s over [%v, %v]; the create killed mid-way got %q; the revoke %q, its user %s; users no lease names: %v",
-		kill, kill.Start.Round(time.Millisecond), kill.End.Round(time.Millisecond), oneLine(issued.Answer), oneLine(revoked.Answer), revokedUser, halfMade)
+	t.Logf("%d plugin process(es) killed at %v, %v after the create was sent; the create got %q; the revoke %q, its user %s; users no lease names: %v",
+		processes, killed.Round(time.Millisecond), (killed - sent).Round(time.Millisecond), oneLine(issued.Answer), oneLine(revoked.Answer), revokedUser, halfMade)
 	if len(halfMade) == 0 {
+		verdict.Undecided(t, userKeptPastRollback)
 		t.Fatalf("users no lease names after a create was killed mid-way: got none of %v, want the one it half made", users)
 	}
 	return sent, halfMade
+}
+
+// killPluginProcesses is kill -9 of the node's plugin processes. It returns
+// how many once they are gone: the server may have started others already,
+// to send the requests in flight once more.
+func killPluginProcesses(t *testing.T, n *cluster.Node) int {
+	t.Helper()
+	pids := cluster.ProcessesUnder(n.PluginDir)
+	if len(pids) == 0 {
+		t.Fatalf("%s's plugin processes: got none, want one to kill", n.ID)
+	}
+	for pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	cluster.WaitFor(t, 5*time.Second, "every killed plugin process gone", func() (bool, string) {
+		live := cluster.ProcessesUnder(n.PluginDir)
+		for pid := range pids {
+			if _, ok := live[pid]; ok {
+				return false, fmt.Sprintf("process %d running", pid)
+			}
+		}
+		return true, ""
+	})
+	return len(pids)
 }
 
 // oneLine is a server's answer on one line, for the log.
@@ -172,7 +208,12 @@ func TestOutage_RedisRestartKeepsUsersAndAnOutageOnlyDelaysRevocation(t *testing
 			diedWhileDown = append(diedWhileDown, l)
 		}
 	}
+	if !slices.ContainsFunc(p.ledger.Leases(), func(l *leases.Lease) bool { return l.IssueCall > back }) {
+		t.Errorf("credentials issued once Redis was back: got none in 2 s, want some")
+		verdict.Violation(t, noIssueOnceBack)
+	}
 	if len(diedWhileDown) == 0 {
+		verdict.Undecided(t, userKeptPastRetry)
 		t.Fatalf("leases that died while Redis was down [%v, %v]: got none, want some, or the outage proves nothing", down, back)
 	}
 	took := p.waitUsersGone(users, back, revokeRetried, "Redis was back", userKeptPastRetry)
