@@ -63,7 +63,7 @@ func write(in, out string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# The lease proofs' figures\n\nWritten by `make -C dynamic lease-report` from one run of the lease proofs on each server; rerun it to reproduce them on your machine.\n\n")
 	fmt.Fprintf(&b, "Machine: %d cores, %s %s/%s, %s.\n\n", runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH, time.Now().UTC().Format("2006-01-02"))
-	fmt.Fprintf(&b, "Each figure is the longest a proof measured; the bound is what the proof asserts (a proof fails past it). \"to refusal\" is from when the lease was dead for sure (its revoke acknowledged, or the latest its expiry could come) to the first login Redis refused; the prober tries every credential every 250 ms.\n\n")
+	fmt.Fprintf(&b, "Each figure is the longest a proof measured, beside the bound it asserts. \"to refusal\" is from when the lease was dead for sure (its revoke acknowledged, or the latest its expiry could come) to the first login Redis refused, and may be negative: refused before the latest its expiry could come. The prober tries every credential every 250 ms, so the bound of a \"to refusal\" figure is the proof's bound plus that. What the proof asserts is that no login works past its bound: a first refusal later than the bound breaks nothing when Redis did not answer meanwhile (an outage), since a login Redis did not answer proves nothing either way.\n\n")
 	fmt.Fprintf(&b, "| proof | server | figure | measured | bound |\n|---|---|---|---|---|\n")
 	for _, r := range rows {
 		fmt.Fprintf(&b, "| %s | %s | %s | %v | %v |\n", r.Test, r.Server, r.Figure,
