@@ -96,7 +96,7 @@ func (s *Server) Restart() error {
 	}
 	cmd := exec.Command(binary, filepath.Join(s.dir, "redis.conf"))
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
 		log.Close()
 		return err
