@@ -94,7 +94,7 @@ func newPlugin(repo, kind, name, module, dir string) error {
 	}
 	defer os.RemoveAll(tmp)
 	for _, f := range files {
-		if err := copyFile(from, tmp, f, old, to); err != nil {
+		if err := copyFile(from, tmp, f, old, to, k.leaveOut); err != nil {
 			return err
 		}
 	}
@@ -272,7 +272,7 @@ func checkUnused(from string, files []string, old, new names) error {
 	return nil
 }
 
-func copyFile(from, to, f string, old, new names) error {
+func copyFile(from, to, f string, old, new names, leaveOut []string) error {
 	src := filepath.Join(from, f)
 	info, err := os.Stat(src)
 	if err != nil {
@@ -291,6 +291,9 @@ func copyFile(from, to, f string, old, new names) error {
 	if !bytes.Contains(text, []byte{0}) {
 		text = []byte(r.apply(string(text)))
 	}
+	if filepath.Ext(f) == ".md" {
+		text = withoutLinksInto(text, leaveOut)
+	}
 	if f == "README.md" {
 		text = readme(text, new.plugin)
 	}
@@ -299,6 +302,36 @@ func copyFile(from, to, f string, old, new names) error {
 		return err
 	}
 	return os.WriteFile(dst, text, info.Mode().Perm())
+}
+
+// withoutLinksInto drops from markdown what links into a path left out: the
+// rows of a table that do, and any other paragraph that does, so that every
+// link of the new repository resolves. A page links what it leaves out in
+// paragraphs and rows of their own for this.
+func withoutLinksInto(text []byte, leaveOut []string) []byte {
+	var alternatives []string
+	for _, p := range leaveOut {
+		alternatives = append(alternatives, regexp.QuoteMeta(p))
+	}
+	link := regexp.MustCompile(`\]\((\.\./)*(` + strings.Join(alternatives, "|") + `)`)
+	var kept [][]byte
+	for _, block := range bytes.Split(text, []byte("\n\n")) {
+		if !link.Match(block) {
+			kept = append(kept, block)
+			continue
+		}
+		if !bytes.HasPrefix(bytes.TrimSpace(block), []byte("|")) {
+			continue
+		}
+		var rows [][]byte
+		for _, row := range bytes.Split(block, []byte("\n")) {
+			if !link.Match(row) {
+				rows = append(rows, row)
+			}
+		}
+		kept = append(kept, bytes.Join(rows, []byte("\n")))
+	}
+	return bytes.Join(kept, []byte("\n\n"))
 }
 
 // readme gives the new plugin its own title and a plain first line in place
