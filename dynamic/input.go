@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/http"
 	"sort"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -33,4 +34,13 @@ func withoutField(fields map[string]*framework.FieldSchema, name string) map[str
 		}
 	}
 	return out
+}
+
+// noContentWrite is a write that answers 204, as config and roles do.
+func noContentWrite(callback framework.OperationFunc, summary string) *framework.PathOperation {
+	return &framework.PathOperation{
+		Callback:  callback,
+		Summary:   summary,
+		Responses: map[int][]framework.Response{http.StatusNoContent: {{Description: "No Content"}}},
+	}
 }

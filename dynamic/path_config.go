@@ -92,8 +92,8 @@ func (b *backend) pathConfig() *framework.Path {
 					http.StatusOK: {{Description: "OK", Fields: withoutField(configFields, "password")}},
 				},
 			},
-			logical.CreateOperation: b.configWriteOperation("Set how the plugin reaches Redis; the connection is checked first."),
-			logical.UpdateOperation: b.configWriteOperation("Change the given settings; the others keep their values. The connection is checked first."),
+			logical.CreateOperation: noContentWrite(b.configWrite, "Set how the plugin reaches Redis; the connection is checked first."),
+			logical.UpdateOperation: noContentWrite(b.configWrite, "Change the given settings; the others keep their values. The connection is checked first."),
 			logical.DeleteOperation: &framework.PathOperation{
 				Callback: b.configDelete,
 				Summary:  "Forget how to reach Redis. Leases issued before cannot be revoked until config is written again.",
@@ -104,16 +104,6 @@ func (b *backend) pathConfig() *framework.Path {
 		},
 		HelpSynopsis:    "How the plugin reaches Redis.",
 		HelpDescription: "The address of Redis and the ACL user the plugin manages users as. The password is write-only. A write is stored only once the plugin could log in with it and list users.",
-	}
-}
-
-func (b *backend) configWriteOperation(summary string) *framework.PathOperation {
-	return &framework.PathOperation{
-		Callback: b.configWrite,
-		Summary:  summary,
-		Responses: map[int][]framework.Response{
-			http.StatusNoContent: {{Description: "No Content"}},
-		},
 	}
 }
 

@@ -91,8 +91,8 @@ func (b *backend) pathRoles() *framework.Path {
 					http.StatusOK: {{Description: "OK", Fields: withoutField(roleFields, "name")}},
 				},
 			},
-			logical.CreateOperation: b.roleWriteOperation("Create a role; Redis checks its rules first."),
-			logical.UpdateOperation: b.roleWriteOperation("Change the given fields of a role; Redis checks its rules first. Users issued before keep the rules they were given."),
+			logical.CreateOperation: noContentWrite(b.roleWrite, "Create a role; Redis checks its rules first."),
+			logical.UpdateOperation: noContentWrite(b.roleWrite, "Change the given fields of a role; Redis checks its rules first. Users issued before keep the rules they were given."),
 			logical.DeleteOperation: &framework.PathOperation{
 				Callback: b.roleDelete,
 				Summary:  "Delete a role. Its leases live on, and are revoked as any other.",
@@ -126,16 +126,6 @@ func (b *backend) pathRolesList() *framework.Path {
 		},
 		HelpSynopsis:    "List the roles.",
 		HelpDescription: "The names of the roles, in order.",
-	}
-}
-
-func (b *backend) roleWriteOperation(summary string) *framework.PathOperation {
-	return &framework.PathOperation{
-		Callback: b.roleWrite,
-		Summary:  summary,
-		Responses: map[int][]framework.Response{
-			http.StatusNoContent: {{Description: "No Content"}},
-		},
 	}
 }
 
