@@ -52,8 +52,9 @@ type Input struct {
 	CAS   int64
 	Token string // unique per write, stored as the secret's only pair
 	// SentTwice marks a write that may have been sent twice (see
-	// checks.Model's SentTwice): the check gives it a twin, its first
-	// send, which may or may not have applied before the second.
+	// checks.Model's SentTwice): the check gives it a twin, its other
+	// send, which may or may not have applied, before it (FirstSend) or
+	// also after it (LateSend).
 	SentTwice bool
 }
 
@@ -90,13 +91,14 @@ const (
 	Denied                          // 403: the token may not create (or update) this secret
 	Ambiguous                       // no answer, or a 5xx: it may or may not have applied
 	FirstSend                       // the first send of a write sent twice: it may have applied
+	LateSend                        // the other send of a write sent twice, which may also apply after it
 	Refused                         // nothing applied: the server refused it before the plugin
 	Unexpected                      // anything else fails the test
 )
 
 func (o Outcome) String() string {
 	return [...]string{"ok", "absent", "cas mismatch", "created meanwhile", "deleted meanwhile", "denied",
-		"ambiguous", "may have applied", "refused", "unexpected"}[o]
+		"ambiguous", "may have applied", "may have applied, also later", "refused", "unexpected"}[o]
 }
 
 // Output is what a client got.
@@ -108,6 +110,9 @@ type Output struct {
 
 // Definite tells whether the client learned what happened.
 func (o Output) Definite() bool { return o.Outcome < Ambiguous }
+
+// twin tells whether o is the other send of a write sent twice.
+func (o Output) twin() bool { return o.Outcome == FirstSend || o.Outcome == LateSend }
 
 // Acknowledged tells whether the plugin said it was done.
 func (o Output) Acknowledged() bool { return o.Outcome == OK }
@@ -155,7 +160,7 @@ func applied(s state, in Input) []state {
 // step is the plugin's documented behaviour for one operation: every state
 // the secret may be in after it, none if the answer is impossible from s.
 func step(s state, in Input, out Output) []state {
-	if in.SentTwice && out.Outcome != FirstSend {
+	if in.SentTwice && !out.twin() {
 		s.resent += "," + in.Token
 	}
 	same := []state{s}
@@ -165,7 +170,7 @@ func step(s state, in Input, out Output) []state {
 			return same // too late: its second send has been taken
 		}
 		return append(same, applied(s, in)...)
-	case Ambiguous:
+	case LateSend, Ambiguous:
 		return append(same, applied(s, in)...)
 	case Absent:
 		if !s.exists {
@@ -246,15 +251,18 @@ func (Secrets) Judge(o recorder.Op) checks.Judgement {
 	return checks.Check
 }
 
-// SentTwice marks o's write as sent twice, and makes its first send.
-func (Secrets) SentTwice(o recorder.Op) (first, second recorder.Op) {
+// SentTwice marks o's write as sent twice, and makes its other send.
+func (Secrets) SentTwice(o recorder.Op, late bool) (other, marked recorder.Op) {
 	in := o.In.(Input)
 	in.SentTwice = true
-	second = o
-	second.In = in
-	first = second
-	first.Out = Output{Outcome: FirstSend}
-	return first, second
+	marked = o
+	marked.In = in
+	other = marked
+	other.Out = Output{Outcome: FirstSend}
+	if late {
+		other.Out = Output{Outcome: LateSend}
+	}
+	return other, marked
 }
 
 // FromOwnState: a read, and a 403, whose create-or-update decision (an
@@ -303,7 +311,7 @@ func writeOf(o recorder.Op, history []recorder.Op) *recorder.Op {
 	in, out := o.In.(Input), o.Out.(Output)
 	for i := range history {
 		w := &history[i]
-		if win := w.In.(Input); win.Path == in.Path && win.Token == out.Token && win.Kind != Read && w.Out.(Output).Outcome != FirstSend {
+		if win := w.In.(Input); win.Path == in.Path && win.Token == out.Token && win.Kind != Read && !w.Out.(Output).twin() {
 			return w
 		}
 	}
@@ -346,7 +354,7 @@ func impossibleStaleAnswer(o recorder.Op, history []recorder.Op) bool {
 	switch {
 	case made == nil || made.Call > o.Return:
 		return true
-	case made.Out.(Output).Outcome == OK:
+	case made.Out.(Output).Outcome == OK && !made.In.(Input).SentTwice:
 		return made.Out.(Output).Version != out.Version
 	}
 	var acknowledged, unanswered int64

@@ -254,3 +254,55 @@ func TestModel_HoldsStandbyAnswersToTheWeakerRule(t *testing.T) {
 		t.Fatalf("a forwarding standby's 403 after a delete: %s, want Illegal", res.Result)
 	}
 }
+
+// On OpenBao, an active node paused while it held a write sends it on to
+// the new active node when it resumes and finds it lost the leadership:
+// the write may land again after its client had its answer through a retry
+// elsewhere. This is a CI run's history (CHAOS_SEED=1796448859621980410):
+// t3091 went through node1 to the active node2 as node2 was paused, landed
+// as v2 through node3 after the election, and again as v3 once node2
+// resumed, before t3223 made v4.
+func TestModel_AdmitsAWriteSentOnByADeposedActiveNode(t *testing.T) {
+	node1, node2, node3 := &cluster.Node{ID: "node1"}, &cluster.Node{ID: "node2"}, &cluster.Node{ID: "node3"}
+	via := func(n *cluster.Node, o recorder.Op) recorder.Op { o.Node = n; return o }
+	updateCAS0 := model.Input{Kind: model.CAS, Token: "t3088", As: model.AsUpdateOnly}
+	history := []recorder.Op{
+		via(node3, at(24028, 24031, update("t3084"), answer(model.Denied))),
+		via(node2, at(24043, 24047, update("t3086"), answer(model.Denied))),
+		via(node1, at(24038, 24060, del, ok(0, ""))),
+		via(node3, at(24069, 24076, updateCAS0, answer(model.Denied))),
+		via(node2, at(24038, 24079, del, ok(0, ""))),
+		via(node2, at(24053, 24092, write("t3087"), ok(1, ""))),
+		via(node3, at(24090, 24110, create("t3089"), answer(model.Denied))),
+		via(node1, at(24106, 26663, update("t3091"), ok(2, ""))),
+		via(node2, at(24125, 28126, del, answer(model.Ambiguous))),
+		via(node2, at(24133, 28134, create("t3095"), answer(model.Ambiguous))),
+		via(node2, at(28126, 30164, create("t3152"), answer(model.Denied))),
+		via(node2, at(28126, 30164, create("t3153"), answer(model.Denied))),
+		via(node2, at(28126, 30173, create("t3154"), answer(model.Denied))),
+		via(node2, at(30174, 30202, update("t3223"), ok(4, ""))),
+		via(node2, at(30173, 30205, update("t3224"), answer(model.DeletedMeanwhile))),
+		via(node2, at(30174, 30205, update("t3222"), answer(model.DeletedMeanwhile))),
+		via(node2, at(30174, 30207, del, ok(0, ""))),
+	}
+	disturbances := func(forwardsWhenDeposed bool, pausedNode *cluster.Node) faults.Disturbances {
+		return faults.Disturbances{
+			Faults: []faults.Fault{{Kind: faults.Pause.Name(), Node: pausedNode, Start: ms(24123), Resumed: ms(29624), End: ms(30188)}},
+			Actives: []faults.ActiveSeen{{At: ms(24000), Node: pausedNode}, {At: ms(26800), Node: node3}, {At: ms(30500), Node: node3}},
+			StandbyReads: true, ForwardsWhenDeposed: forwardsWhenDeposed}
+	}
+	res := checks.History(model.Secrets{}, history, disturbances(true, node2), ms(40000), t.TempDir(), "deposed")
+	if res.Result != porcupine.Ok || res.Deposed == 0 {
+		t.Fatalf("on a server that forwards what a deposed node held: %s, %d writes counted as held when deposed; want Ok, at least 1",
+			res.Result, res.Deposed)
+	}
+	// Counted once each: t3091 as sent through a standby across the
+	// failover; the 9 mutations sent to node2 from its pause to the fault's
+	// end as held by it; none of those answered before the pause.
+	if res.Redirected != 1 || res.Deposed != 9 {
+		t.Errorf("%d redirected, %d held by the deposed node; want 1, 9", res.Redirected, res.Deposed)
+	}
+	if res := checks.History(model.Secrets{}, history, disturbances(false, node2), ms(40000), t.TempDir(), "deposed"); res.Result != porcupine.Illegal {
+		t.Errorf("on a server that does not forward it (Vault): %s, want Illegal", res.Result)
+	}
+}

@@ -24,9 +24,10 @@ type Model interface {
 	Porcupine() porcupine.Model
 	// Judge says what the check makes of o.
 	Judge(o recorder.Op) Judgement
-	// SentTwice returns o marked as sent twice, and its first send, which
-	// may have applied at any moment before o's answer, or not at all.
-	SentTwice(o recorder.Op) (first, second recorder.Op)
+	// SentTwice returns o marked as sent twice, and its other send, which
+	// may have applied at any moment before o's answer, or not at all; when
+	// late, also after o's answer, up to the moment the check gives it.
+	SentTwice(o recorder.Op, late bool) (other, marked recorder.Op)
 	// FromOwnState tells whether o's answer may come from the state of the
 	// node that answered rather than from the active node's: a read, or a
 	// decision made from one.
@@ -99,9 +100,11 @@ type Checked struct {
 	Unexpected []recorder.Op
 	// ExitResent counts the mutations in flight when a plugin process
 	// exited; Redirected those in flight through a standby while the
-	// active node changed. Either may have applied twice.
+	// active node changed; Deposed those an active node held when it was
+	// deposed. Each may have applied twice.
 	ExitResent  int
 	Redirected  int
+	Deposed     int
 	CheckerTook time.Duration
 }
 
@@ -128,12 +131,14 @@ func History(m Model, history []recorder.Op, d faults.Disturbances, end time.Dur
 		case Check:
 			e := entry{Op: o, until: openUntil(o, end)}
 			exit, redirected := resentByServer(d, o), resentAcrossFailover(d, o)
-			if exit || redirected {
-				first, second := m.SentTwice(o)
+			deposed, lateUntil := resentWhenDeposed(d, o)
+			if exit || redirected || deposed {
+				other, marked := m.SentTwice(o, deposed)
 				res.ExitResent += boolInt(exit)
 				res.Redirected += boolInt(redirected && !exit)
-				kept = append(kept, entry{Op: first, until: e.until})
-				e.Op = second
+				res.Deposed += boolInt(deposed && !redirected && !exit)
+				kept = append(kept, entry{Op: other, until: max(e.until, lateUntil)})
+				e.Op = marked
 			}
 			kept = append(kept, e)
 		}

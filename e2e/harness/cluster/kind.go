@@ -35,13 +35,18 @@ type Kind struct {
 	// DeclaresPlugins: a plugin block in the server config registers a
 	// plugin when the server starts; Vault ignores the block.
 	DeclaresPlugins bool
+	// ForwardsWhenDeposed: an active node deposed while it held a request
+	// sends the request on to the new active node, since it forwards what
+	// its storage refused with raft's "node is not the leader" (OpenBao).
+	ForwardsWhenDeposed bool
 }
 
 var (
 	Vault = Kind{Name: "vault", Title: "Vault", Find: "./vault.sh", BinaryEnv: "VAULT_BINARY",
 		CLIPrefix: "VAULT_", HasPins: true, AuditByAPI: true}
 	OpenBao = Kind{Name: "openbao", Title: "OpenBao", Find: "./bao.sh", BinaryEnv: "BAO_BINARY",
-		CLIPrefix: "BAO_", RefusesEncodedDots: true, ReloadRevivesWrites: true, StandbyReads: true, DeclaresPlugins: true}
+		CLIPrefix: "BAO_", RefusesEncodedDots: true, ReloadRevivesWrites: true, StandbyReads: true, DeclaresPlugins: true,
+		ForwardsWhenDeposed: true}
 	// Tested is the kind of server these tests run against.
 	Tested = Vault
 )

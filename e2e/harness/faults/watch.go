@@ -34,6 +34,8 @@ type Disturbances struct {
 	Actives []ActiveSeen
 	// StandbyReads: the cluster's standbys answer reads themselves.
 	StandbyReads bool
+	// ForwardsWhenDeposed: see cluster.Kind.
+	ForwardsWhenDeposed bool
 }
 
 // Windows are the stretches in which requests may fail.
@@ -90,7 +92,8 @@ func Watch(c *cluster.Cluster, now func() time.Duration) *Watcher {
 func (w *Watcher) Disturbances(injected []Fault) Disturbances {
 	close(w.stop)
 	w.done.Wait()
-	d := Disturbances{Faults: append([]Fault(nil), injected...), Exits: w.exits, Actives: w.actives, StandbyReads: w.c.StandbyReads}
+	d := Disturbances{Faults: append([]Fault(nil), injected...), Exits: w.exits, Actives: w.actives, StandbyReads: w.c.StandbyReads,
+		ForwardsWhenDeposed: cluster.Tested.ForwardsWhenDeposed}
 	for _, at := range w.elections {
 		explained := false
 		for _, f := range injected {
