@@ -287,20 +287,19 @@ func TestModel_AdmitsAWriteSentOnByADeposedActiveNode(t *testing.T) {
 	}
 	disturbances := func(forwardsWhenDeposed bool, pausedNode *cluster.Node) faults.Disturbances {
 		return faults.Disturbances{
-			Faults: []faults.Fault{{Kind: faults.Pause.Name(), Node: pausedNode, Start: ms(24123), Resumed: ms(29624), End: ms(30188)}},
-			Actives: []faults.ActiveSeen{{At: ms(24000), Node: pausedNode}, {At: ms(26800), Node: node3}, {At: ms(30500), Node: node3}},
+			Faults:       []faults.Fault{{Kind: faults.Pause.Name(), Node: pausedNode, Start: ms(24123), Resumed: ms(29624), End: ms(30188)}},
+			Actives:      []faults.ActiveSeen{{At: ms(24000), Node: pausedNode}, {At: ms(26800), Node: node3}, {At: ms(30500), Node: node3}},
 			StandbyReads: true, ForwardsWhenDeposed: forwardsWhenDeposed}
 	}
 	res := checks.History(model.Secrets{}, history, disturbances(true, node2), ms(40000), t.TempDir(), "deposed")
-	if res.Result != porcupine.Ok || res.Deposed == 0 {
-		t.Fatalf("on a server that forwards what a deposed node held: %s, %d writes counted as held when deposed; want Ok, at least 1",
-			res.Result, res.Deposed)
+	if res.Result != porcupine.Ok {
+		t.Fatalf("on a server that forwards what a deposed node held: %s, want Ok", res.Result)
 	}
-	// Counted once each: t3091 as sent through a standby across the
-	// failover; the 9 mutations sent to node2 from its pause to the fault's
-	// end as held by it; none of those answered before the pause.
-	if res.Redirected != 1 || res.Deposed != 9 {
-		t.Errorf("%d redirected, %d held by the deposed node; want 1, 9", res.Redirected, res.Deposed)
+	// t3091 alone was in flight at the pause: sent through a standby
+	// across the failover, and held by the deposed node. Those answered
+	// before the pause, or sent to node2 while it was stopped, were not.
+	if res.Redirected != 1 || res.Deposed != 1 {
+		t.Errorf("%d redirected, %d held by the deposed node; want 1, 1", res.Redirected, res.Deposed)
 	}
 	if res := checks.History(model.Secrets{}, history, disturbances(false, node2), ms(40000), t.TempDir(), "deposed"); res.Result != porcupine.Illegal {
 		t.Errorf("on a server that does not forward it (Vault): %s, want Illegal", res.Result)

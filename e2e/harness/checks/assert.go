@@ -73,7 +73,7 @@ func MustBeLinearizable(t *testing.T, seed int64, res Checked) {
 		verdict.Undecided(t, HistoryUndecided, res.Undecided...)
 	}
 	t.Logf("%d operations checked in %v: %s; may have applied twice: %d mutations in flight when a plugin process exited, "+
-		"%d through a standby while the active node changed, %d held by an active node when it was deposed; %d answers of a resumed node or a standby were held to "+
+		"%d through a standby while the active node changed; %d held by an active node when it was deposed, maybe also after their answer; %d answers of a resumed node or a standby were held to "+
 		"the weaker rule, %d of them stale", res.Operations, res.CheckerTook.Round(time.Millisecond), res.Result,
 		res.ExitResent, res.Redirected, res.Deposed, len(res.SetAside), len(res.Stale))
 }

@@ -100,8 +100,9 @@ type Checked struct {
 	Unexpected []recorder.Op
 	// ExitResent counts the mutations in flight when a plugin process
 	// exited; Redirected those in flight through a standby while the
-	// active node changed; Deposed those an active node held when it was
-	// deposed. Each may have applied twice.
+	// active node changed: each may have applied twice. Deposed counts the
+	// mutations an active node held when it was deposed (some also counted
+	// in the others), whose other send may also come after their answer.
 	ExitResent  int
 	Redirected  int
 	Deposed     int
@@ -136,7 +137,7 @@ func History(m Model, history []recorder.Op, d faults.Disturbances, end time.Dur
 				other, marked := m.SentTwice(o, deposed)
 				res.ExitResent += boolInt(exit)
 				res.Redirected += boolInt(redirected && !exit)
-				res.Deposed += boolInt(deposed && !redirected && !exit)
+				res.Deposed += boolInt(deposed)
 				kept = append(kept, entry{Op: other, until: max(e.until, lateUntil)})
 				e.Op = marked
 			}

@@ -68,20 +68,17 @@ func resentAcrossFailover(d faults.Disturbances, o recorder.Op) bool {
 // through a retry elsewhere: on a server that forwards what its storage
 // refused as "node is not the leader", an active node deposed while it
 // held o sends o on to the new active node when it finds out. A paused
-// active node finds out when it resumes; it held what was in flight when
-// it stopped and what was sent to it before the fault ended, and has sent
-// it on once the fault is over, when every node serves again (SeenLate
-// after, for the watcher's lag). An election no fault explains may have
-// deposed a starved node the same way: o in flight within its window.
+// active node finds out when it resumes, and has sent on what it held once
+// the fault is over, when every node serves again (SeenLate after, for the
+// watcher's lag). What it held is what was in flight, its client still
+// waiting, when it stopped; what reached it while it was stopped had not
+// applied and is sent on once.
 func resentWhenDeposed(d faults.Disturbances, o recorder.Op) (resent bool, until time.Duration) {
 	if !d.ForwardsWhenDeposed || !o.In.Mutates() {
 		return false, 0
 	}
 	for _, f := range d.Faults {
-		inFlightAt := func(at time.Duration) bool { return o.Call <= at && openUntil(o, o.Return+pendingFor) >= at }
-		switch {
-		case f.Kind == faults.Pause.Name() && (inFlightAt(f.Start) || o.Node == f.Node && o.Call >= f.Start && o.Call <= f.End),
-			f.Kind == faults.Election && o.Call <= f.End && inFlightAt(max(o.Call, f.Start)):
+		if f.Kind == faults.Pause.Name() && o.Call <= f.Start && o.Return >= f.Start {
 			return true, f.End + faults.SeenLate
 		}
 	}
