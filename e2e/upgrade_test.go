@@ -131,18 +131,23 @@ const (
 func upgradeUnderLoad(t *testing.T, c *cluster.Cluster, mounts []string, version string, change func(active *cluster.Node)) {
 	t.Helper()
 	active := c.Active()
-	var paths []string
-	for _, m := range mounts {
-		p := m + "/secrets/upgrade"
-		cluster.Must(t, active, http.StatusNoContent, "DELETE", p, nil)
-		paths = append(paths, p)
+	// Names no other run used, new ones every renameEvery, so that each
+	// name's history stays short enough to decide.
+	run := time.Now().UnixNano()
+	names := func(round int) []string {
+		var paths []string
+		for _, m := range mounts {
+			paths = append(paths, fmt.Sprintf("%s/secrets/upgrade/%d/%d", m, run, round))
+		}
+		return paths
 	}
 	standbys := c.Standbys()
-	tr := traffic.New(c, paths)
+	tr := traffic.New(c, names(0))
 	rec := recorder.New(c, tr)
 	watch := faults.Watch(c, rec.Now)
-	rec.Start(time.Now().UnixNano(), recorder.Spec{Pinned: standbys[0], Client: tr.Client()},
+	rec.Start(run, recorder.Spec{Pinned: standbys[0], Client: tr.Client()},
 		recorder.Spec{Pinned: standbys[1], Client: tr.Client()}, recorder.Spec{Client: tr.Client()}, recorder.Spec{Client: tr.Client()})
+	rec.Every(renameEvery, func(round int) { tr.Use(names(round)) })
 	defer rec.Stop()
 	time.Sleep(500 * time.Millisecond)
 
