@@ -144,8 +144,10 @@ func TestOperator_DisablingTheMountDeletesEveryUser(t *testing.T) {
 	c, r := setUp(t, 1)
 	p := start(t, c, r, 4)
 	time.Sleep(4 * time.Second)
-	// As for revoke -prefix: let no issue be in flight.
-	p.rec.Stop()
+	// As for revoke -prefix: let no issue be in flight. Stop once a lease
+	// lives on long enough for its user to be deleted by hand first: the
+	// clients' pace, not the clock, decides when one does.
+	p.stopWithALeaseLive(3*time.Second, 10*time.Second)
 	p.deleteUserByHand()
 	p.operatorRevokes("secrets", "disable", mount)
 	if r := cluster.Must(t, c.Nodes[0], http.StatusOK, "GET", "sys/mounts", nil); r.Data()[mount+"/"] != nil {
@@ -212,13 +214,8 @@ func (p *proof) operatorRevokes(args ...string) {
 func (p *proof) deleteUserByHand() {
 	t := p.t
 	t.Helper()
-	var lease *leases.Lease
-	for _, l := range p.ledger.Leases() {
-		if l.RevokeCall == 0 && (lease == nil || l.ExpiresFrom > lease.ExpiresFrom) {
-			lease = l
-		}
-	}
-	if lease == nil || lease.ExpiresFrom < p.rec.Now()+time.Second {
+	lease, expires := p.ledger.LastToExpire()
+	if lease == nil || expires < p.rec.Now()+time.Second {
 		t.Fatalf("a lease to delete the user of by hand: got %v, want one live for a second more", lease)
 	}
 	observer := p.redis.Observer()
@@ -230,6 +227,17 @@ func (p *proof) deleteUserByHand() {
 	p.ledger.Saw(recorder.Op{In: leases.Input{Kind: leases.Revoke, Lease: lease}, Out: leases.Output{Status: http.StatusNoContent},
 		Call: call, Return: p.rec.Now()})
 	t.Logf("deleted %s, of %s, by hand", lease.Username, lease.ID)
+}
+
+// stopWithALeaseLive stops the clients once some lease lives at least
+// margin more, or within at most, whichever comes first.
+func (p *proof) stopWithALeaseLive(margin, within time.Duration) {
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if l, expires := p.ledger.LastToExpire(); l != nil && expires >= p.rec.Now()+margin {
+			break
+		}
+	}
+	p.rec.Stop()
 }
 
 // mustHaveLivedAcross fails the test unless some lease issued before from

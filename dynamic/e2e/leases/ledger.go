@@ -125,6 +125,23 @@ func (l *Ledger) Leases() []*Lease {
 	return out
 }
 
+// LastToExpire is the lease not revoked that expires last, and the
+// earliest it expires, as of now; nil if there is none.
+func (l *Ledger) LastToExpire() (*Lease, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var last *Lease
+	for _, x := range l.leases {
+		if x.RevokeCall == 0 && (last == nil || x.ExpiresFrom > last.ExpiresFrom) {
+			last = x
+		}
+	}
+	if last == nil {
+		return nil, 0
+	}
+	return last, last.ExpiresFrom
+}
+
 // snapshot is a lease's times as of now, for the prober's goroutine.
 func (l *Ledger) snapshot(lease *Lease) Lease {
 	l.mu.Lock()
