@@ -32,6 +32,34 @@ func TestSecretWrite_StoredAsWrittenAndAnsweredWithoutALease(t *testing.T) {
 	}
 }
 
+// A client that writes with cas counts on the version after its write being
+// the one it read plus one. Many updates, so that a version skipped only now
+// and then shows too.
+func TestSecretWrite_EachUpdateAddsOneToTheVersion(t *testing.T) {
+	e := newTestEnv(t)
+	e.mustStatus(e.write("secrets/counted", apicases.KV("n", "0")), http.StatusOK)
+	for want := int64(2); want <= 200; want++ {
+		e.mustStatus(e.write("secrets/counted", apicases.KV("n", fmt.Sprint(want))), http.StatusOK)
+		if got := e.storedSecret("counted").Version; got != want {
+			t.Fatalf("after %d writes the stored version is %d, want %d", want, got, want)
+		}
+	}
+}
+
+// A client that deleted a credential counts on it being gone once the delete
+// is answered. Many deletes, so that one doing nothing only now and then shows
+// too.
+func TestSecretDelete_EveryAnsweredDeleteRemovesTheSecret(t *testing.T) {
+	e := newTestEnv(t)
+	for deletes := 1; deletes <= 100; deletes++ {
+		e.mustStatus(e.write("secrets/deleted", apicases.KV("n", fmt.Sprint(deletes))), http.StatusOK)
+		e.mustStatus(e.delete("secrets/deleted"), http.StatusNoContent)
+		if stored := e.storedSecret("deleted"); stored != nil {
+			t.Fatalf("delete %d was answered and left %+v stored, want nothing stored", deletes, stored)
+		}
+	}
+}
+
 // listedKeys returns a list response's keys, which arrive from gRPC as []any.
 func listedKeys(t *testing.T, r result) []string {
 	t.Helper()
