@@ -86,8 +86,8 @@ func (b *backend) credsRead(ctx context.Context, req *logical.Request, d *framew
 }
 
 // withUser runs do with a new username under a write-ahead log entry: if
-// the plugin dies, or do fails, before the entry is deleted, the rollback
-// deletes the user, whatever do made of it.
+// do fails, the user is deleted at once; if the plugin dies before the
+// entry is deleted, the rollback deletes the user, whatever do made of it.
 func (b *backend) withUser(ctx context.Context, s logical.Storage, tag string, do func(context.Context, *connection, string) error) error {
 	return b.withConn(ctx, s, func(conn *connection) error {
 		username, err := b.newUsername(tag)
@@ -100,7 +100,10 @@ func (b *backend) withUser(ctx context.Context, s logical.Storage, tag string, d
 			return err
 		}
 		if err := do(ctx, conn, username); err != nil {
-			return err
+			// Deleted now, not left to the rollback alone: a node deposed
+			// while it held this create finds its storage refused, and the
+			// new active node may have rolled the entry back already.
+			return errors.Join(err, deleteUser(ctx, conn, username))
 		}
 		if err := framework.DeleteWAL(ctx, s, walID); err != nil {
 			return err

@@ -91,6 +91,24 @@ func TestCreds_RollbackDeletesAUserWhoseCreateNeverCompleted(t *testing.T) {
 	}
 }
 
+// A create whose record storage refuses, as it does on an active node
+// deposed mid-create, deletes the user it made at once: the new active node
+// may have rolled its WAL entry back before the user was made.
+func TestCreds_FailedCreateDeletesItsUserAtOnce(t *testing.T) {
+	e := newEnv(t, sharedRedis, time.Minute)
+	e.must(logical.UpdateOperation, "roles/r", nil)
+	before := pluginUsers(t, sharedRedis)
+	usersPrefix := "users/"
+	e.storage.failPut.Store(&usersPrefix)
+	defer e.storage.failPut.Store(nil)
+	if resp, err := e.do(logical.ReadOperation, "creds/r", nil); err == nil {
+		t.Fatalf("creds with the user's record refused by storage: got %v, want an error", resp)
+	}
+	if got := pluginUsers(t, sharedRedis); !slices.Equal(got, before) {
+		t.Fatalf("users after the failed create, before any rollback: got %v, want %v", got, before)
+	}
+}
+
 // A create that took as long as the rollback waits may have had its user
 // deleted under it: it must not hand out a lease for that user.
 func TestCreds_SlowerThanTheRollbackWaitsIsRefused(t *testing.T) {
