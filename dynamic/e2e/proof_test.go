@@ -100,6 +100,7 @@ func (p *proof) finish(bounds leases.Bounds) {
 	t := p.t
 	t.Helper()
 	p.rec.Stop()
+	stopped := p.rec.Now()
 	var last time.Duration
 	for _, l := range p.ledger.Leases() {
 		last = max(last, l.ExpiresBy)
@@ -115,7 +116,7 @@ func (p *proof) finish(bounds leases.Bounds) {
 
 	all, probes := p.ledger.Leases(), p.prober.Probes()
 	leases.MustHold(t, leases.Check(all, probes, bounds))
-	leases.MustLeaveNoOrphans(t, pluginUsers(t, p.redis), userPrefix)
+	leases.MustLeaveNoOrphans(t, p.halfMadeUsersGone(stopped, bounds.HalfMade), userPrefix)
 	p.mustLeaveNoLeases()
 	var revoked, renewed int
 	for _, l := range all {
@@ -127,6 +128,26 @@ func (p *proof) finish(bounds leases.Bounds) {
 	t.Logf("%d leases issued, %d renewals, %d revoked, the rest expired; %d logins tried", len(all), renewed, revoked, len(probes))
 	figure(t, "revoke to refusal", leases.LongestDeath(all, probes, true), bounds.Revoke+probePeriod)
 	figure(t, "expiry to refusal", leases.LongestDeath(all, probes, false), bounds.Expiry+probePeriod)
+}
+
+// halfMadeUsersGone waits, until within after the clients stopped at the
+// latest, for Redis to hold no user of the plugin's, and returns those it
+// holds then.
+func (p *proof) halfMadeUsersGone(stopped, within time.Duration) []string {
+	t := p.t
+	t.Helper()
+	users, deadline := pluginUsers(t, p.redis), stopped+within
+	if len(users) == 0 || p.rec.Now() >= deadline {
+		return users
+	}
+	left := users
+	for len(users) > 0 && p.rec.Now() < deadline {
+		time.Sleep(time.Second)
+		users = pluginUsers(t, p.redis)
+	}
+	t.Logf("users no lease names once every lease died, of creates a fault cut short: %v; %d left %v after the clients stopped (bound %v)",
+		left, len(users), (p.rec.Now() - stopped).Round(time.Second), within)
+	return users
 }
 
 // everyDeathSeen tells whether the prober saw each lease's credential

@@ -26,6 +26,11 @@ type Bounds struct {
 	Revoke time.Duration
 	// Expiry counts from the latest the lease could expire.
 	Expiry time.Duration
+	// HalfMade counts from when the clients stopped, for a user no lease
+	// names: a fault that cut a create short leaves its user to the
+	// plugin's rollback or sweep (a create the server re-sent to a new
+	// plugin process may even have been answered). 0 where no fault does.
+	HalfMade time.Duration
 }
 
 // Violation is one broken promise about one lease.
