@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -62,14 +63,7 @@ func TestCreds_RefusesWhatCannotBeIssued(t *testing.T) {
 // deletes it, once the entry is old enough.
 func TestCreds_RollbackDeletesAUserWhoseCreateNeverCompleted(t *testing.T) {
 	e := newEnv(t, sharedRedis, time.Minute)
-	e.must(logical.UpdateOperation, "roles/r", nil)
-	before := pluginUsers(t, sharedRedis)
-	walPrefix := "wal/"
-	e.storage.failDelete.Store(&walPrefix)
-	if resp, err := e.do(logical.ReadOperation, "creds/r", nil); err == nil {
-		t.Fatalf("creds with the WAL entry's delete failing: got %v, want an error", resp)
-	}
-	e.storage.failDelete.Store(nil)
+	before := e.failedCreate(t, &e.storage.failDelete, "wal/")
 	halfMade := pluginUsers(t, sharedRedis)
 	if len(halfMade) != len(before)+1 {
 		t.Fatalf("Redis's users after the failed create: got %v, want one more than %v", halfMade, before)
@@ -96,14 +90,7 @@ func TestCreds_RollbackDeletesAUserWhoseCreateNeverCompleted(t *testing.T) {
 // may have rolled its WAL entry back before the user was made.
 func TestCreds_FailedCreateDeletesItsUserAtOnce(t *testing.T) {
 	e := newEnv(t, sharedRedis, time.Minute)
-	e.must(logical.UpdateOperation, "roles/r", nil)
-	before := pluginUsers(t, sharedRedis)
-	usersPrefix := "users/"
-	e.storage.failPut.Store(&usersPrefix)
-	defer e.storage.failPut.Store(nil)
-	if resp, err := e.do(logical.ReadOperation, "creds/r", nil); err == nil {
-		t.Fatalf("creds with the user's record refused by storage: got %v, want an error", resp)
-	}
+	before := e.failedCreate(t, &e.storage.failPut, userStorageKey(""))
 	if got := pluginUsers(t, sharedRedis); !slices.Equal(got, before) {
 		t.Fatalf("users after the failed create, before any rollback: got %v, want %v", got, before)
 	}
@@ -122,4 +109,19 @@ func TestCreds_SlowerThanTheRollbackWaitsIsRefused(t *testing.T) {
 	if got := pluginUsers(t, sharedRedis); !slices.Equal(got, before) {
 		t.Fatalf("users after the refused create: got %v, want %v", got, before)
 	}
+}
+
+// failedCreate writes role r and issues a user of it while storage refuses
+// the keys under prefix through fail, which must make the create fail; it
+// returns Redis's users from before the create.
+func (e *testEnv) failedCreate(t *testing.T, fail *atomic.Pointer[string], prefix string) []string {
+	t.Helper()
+	e.must(logical.UpdateOperation, "roles/r", nil)
+	before := pluginUsers(t, sharedRedis)
+	fail.Store(&prefix)
+	defer fail.Store(nil)
+	if resp, err := e.do(logical.ReadOperation, "creds/r", nil); err == nil {
+		t.Fatalf("creds with storage refusing %s: got %v, want an error", prefix, resp)
+	}
+	return before
 }
